@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// One Temporal dev server for the whole run (test/setup/temporal-server.ts); forks, not threads,
+// because the Temporal native bridge misbehaves in worker threads.
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/setup/temporal-server.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
