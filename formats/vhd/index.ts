@@ -1,0 +1,10 @@
+export { applyBitmapZeroes, Bat, batSize, bitmapHas, bitmapIsFull, blockCount, isZero } from './bat';
+export { DiskType, SECTOR_SIZE, VHD_BLOCK_SIZE, VHD_MAX_SIZE } from './constants';
+export { VhdError, type VhdProblemCode } from './errors';
+export { decodeFooter, encodeFooter, makeFooter, type VhdFooter } from './footer';
+export { computeGeometry, type Geometry } from './geometry';
+export { decodeHeader, encodeHeader, makeHeader, type ParentLocator, type VhdHeader } from './header';
+export { computeLayout, type VhdLayout } from './layout';
+export type { BlockSource, ParentRef, VhdIdentity } from './source';
+export { readVhdStream, type VhdStreamItem } from './stream-reader';
+export { createVhdStream, vhdStreamLength } from './writer';
