@@ -1,0 +1,238 @@
+// A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import nodePath from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  type AtomicWrite,
+  type ByteRange,
+  basenameOf,
+  dirnameOf,
+  joinPath,
+  normalizeRemotePath,
+  type Remote,
+  RemoteError,
+  type RemoteErrorCode,
+  type RemoteStat,
+} from './remote';
+import { temporaryNameFor } from './temporary-names';
+
+const KNOWN_CODES = new Set<string>(['ENOENT', 'EEXIST', 'EACCES', 'EROFS', 'ENOSPC', 'EISDIR', 'ENOTDIR']);
+
+export interface LocalRemoteOptions {
+  id: string;
+  /** Absolute directory; it must exist (a missing root means the remote is unavailable). */
+  root: string;
+  url?: string;
+}
+
+export function createLocalRemote(options: LocalRemoteOptions): Remote {
+  return new LocalRemote(options.id, nodePath.resolve(options.root), options.url ?? `file://${options.root}`);
+}
+
+class LocalRemote implements Remote {
+  constructor(
+    readonly id: string,
+    private readonly root: string,
+    readonly url: string,
+  ) {}
+
+  private resolve(path: string): { rel: string; abs: string } {
+    const rel = normalizeRemotePath(this.id, path);
+    return { rel, abs: rel === '' ? this.root : nodePath.join(this.root, ...rel.split('/')) };
+  }
+
+  /** Turns an fs error into a RemoteError; a missing root becomes UNAVAILABLE, whatever the op. */
+  private async fail(op: string, rel: string, error: unknown): Promise<never> {
+    if (error instanceof RemoteError) throw error;
+    const errno = (error as NodeJS.ErrnoException)?.code ?? 'EIO';
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') {
+      const rootAlive = await stat(this.root).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      if (!rootAlive) {
+        throw new RemoteError(this.id, rel, 'UNAVAILABLE', `${op}: remote root ${this.root} is missing`, {
+          cause: error,
+        });
+      }
+    }
+    const code = (KNOWN_CODES.has(errno) ? errno : 'EIO') as RemoteErrorCode;
+    throw new RemoteError(this.id, rel, code, `${op} failed: ${errno}`, { cause: error });
+  }
+
+  /** Writes create parent directories: never let that recreate a vanished root. */
+  private async assertRootAlive(rel: string): Promise<void> {
+    try {
+      if ((await stat(this.root)).isDirectory()) return;
+    } catch {}
+    throw new RemoteError(this.id, rel, 'UNAVAILABLE', `remote root ${this.root} is missing`);
+  }
+
+  private async guard<T>(op: string, rel: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      return this.fail(op, rel, error);
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const { rel, abs } = this.resolve(path);
+    return this.guard('read', rel, () => readFile(abs));
+  }
+
+  async createReadStream(path: string, range?: ByteRange): Promise<Readable> {
+    const { rel, abs } = this.resolve(path);
+    const handle = await this.guard('open', rel, () => open(abs, 'r'));
+    return createReadStream('', { fd: handle.fd, start: range?.start, end: range?.end, autoClose: true }).on(
+      'close',
+      () => void handle.close().catch(() => {}),
+    );
+  }
+
+  async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
+    const write = await this.createWriteStreamAtomic(path);
+    try {
+      write.stream.end(data);
+      await write.commit();
+    } catch (error) {
+      await write.abort();
+      throw error;
+    }
+  }
+
+  async writeFileExclusive(path: string, data: Buffer | string): Promise<void> {
+    const { rel, abs } = this.resolve(path);
+    await this.guard('create', rel, async () => {
+      await this.assertRootAlive(rel);
+      await mkdir(nodePath.dirname(abs), { recursive: true });
+      // 'wx' is O_CREAT|O_EXCL: atomic on local filesystems and NFSv3+.
+      const handle = await open(abs, 'wx');
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  async createWriteStreamAtomic(path: string): Promise<AtomicWrite> {
+    const { rel, abs } = this.resolve(path);
+    if (rel === '') throw new RemoteError(this.id, rel, 'INVALID_PATH', 'cannot write the root');
+    const tempAbs = nodePath.join(nodePath.dirname(abs), temporaryNameFor(basenameOf(rel)));
+    const handle = await this.guard('create', rel, async () => {
+      await this.assertRootAlive(rel);
+      await mkdir(nodePath.dirname(abs), { recursive: true });
+      return open(tempAbs, 'wx');
+    });
+    const stream = createWriteStream('', { fd: handle.fd, autoClose: false });
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    let streamError: unknown;
+    stream.on('error', (error) => {
+      streamError ??= error;
+    });
+    const closeHandle = () => handle.close().catch(() => {});
+    return {
+      stream,
+      commit: async () => {
+        if (state === 'committed') return;
+        if (state === 'aborted') throw new RemoteError(this.id, rel, 'ABORTED', 'commit after abort');
+        await this.guard('write', rel, async () => {
+          if (!stream.writableEnded) stream.end();
+          await finished(stream).catch((error) => {
+            throw streamError ?? error;
+          });
+          if (streamError !== undefined) throw streamError;
+          await handle.sync(); // data durable before the name points at it
+          await closeHandle();
+          await rename(tempAbs, abs);
+          await syncDirectory(nodePath.dirname(abs)); // the rename itself durable
+        });
+        state = 'committed';
+      },
+      abort: async () => {
+        if (state !== 'open') return;
+        state = 'aborted';
+        stream.destroy();
+        await closeHandle();
+        await rm(tempAbs, { force: true }).catch(() => {});
+      },
+    };
+  }
+
+  async list(dir: string): Promise<string[]> {
+    const { rel, abs } = this.resolve(dir);
+    const names = await this.guard('list', rel, () => readdir(abs));
+    return names.sort();
+  }
+
+  async stat(path: string): Promise<RemoteStat> {
+    const { rel, abs } = this.resolve(path);
+    const s = await this.guard('stat', rel, () => stat(abs));
+    return { size: s.size, mtimeMs: s.mtimeMs, isDirectory: s.isDirectory() };
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.stat(path);
+      return true;
+    } catch (error) {
+      if (error instanceof RemoteError && error.code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    const { rel, abs } = this.resolve(path);
+    if (rel === '') throw new RemoteError(this.id, rel, 'INVALID_PATH', 'cannot delete the root');
+    try {
+      await unlink(abs);
+    } catch (error) {
+      const errno = (error as NodeJS.ErrnoException).code;
+      // Already gone is success, but only if the remote is still there.
+      if (errno === 'ENOENT') {
+        const alive = await stat(this.root).then(
+          () => true,
+          () => false,
+        );
+        if (alive) return;
+      }
+      await this.fail('delete', rel, error);
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const source = this.resolve(from);
+    const target = this.resolve(to);
+    await this.guard('rename', source.rel, async () => {
+      await this.assertRootAlive(source.rel);
+      await mkdir(nodePath.dirname(target.abs), { recursive: true });
+      await rename(source.abs, target.abs);
+    });
+  }
+
+  localPath(path: string): string {
+    return this.resolve(path).abs;
+  }
+
+  async checkWritable(): Promise<void> {
+    const probe = joinPath(dirnameOf(''), `.xcpb-write-probe-${process.pid}-${Date.now()}`);
+    await this.guard('write probe', '', async () => {
+      const s = await stat(this.root);
+      if (!s.isDirectory()) throw Object.assign(new Error('root is not a directory'), { code: 'ENOTDIR' });
+      await writeFile(this.resolve(probe).abs, 'xcpb');
+      await unlink(this.resolve(probe).abs);
+    });
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  // fsync on a directory is how POSIX makes a rename durable; some filesystems refuse it (EINVAL).
+  const handle = await open(dir, 'r').catch(() => undefined);
+  if (handle === undefined) return;
+  await handle.sync().catch(() => {});
+  await handle.close();
+}

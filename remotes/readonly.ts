@@ -1,0 +1,24 @@
+// A read-only view of a remote: restore and listing tools get one, so they cannot damage backups.
+import { type Remote, RemoteError } from './remote';
+
+export function readOnly(inner: Remote): Remote {
+  const refuse = (path: string): Promise<never> =>
+    Promise.reject(new RemoteError(inner.id, path, 'EROFS', 'remote is opened read-only'));
+  return {
+    id: inner.id,
+    url: inner.url,
+    readFile: (path) => inner.readFile(path),
+    createReadStream: (path, range) => inner.createReadStream(path, range),
+    list: (dir) => inner.list(dir),
+    stat: (path) => inner.stat(path),
+    exists: (path) => inner.exists(path),
+    // A path for an in-place merge would be a write: do not hand it out.
+    localPath: () => undefined,
+    writeFileAtomic: (path) => refuse(path),
+    writeFileExclusive: (path) => refuse(path),
+    createWriteStreamAtomic: (path) => refuse(path),
+    delete: (path) => refuse(path),
+    rename: (from) => refuse(from),
+    checkWritable: () => refuse(''),
+  };
+}

@@ -1,0 +1,120 @@
+// The one narrow interface every backup target implements (restic's Backend idea): storage only.
+// Retry, throttling, fault injection, read-only views… wrap a Remote (decorators), they are not flags.
+// Paths are always relative to the remote's root, '/'-separated; `..` is refused.
+import type { Readable, Writable } from 'node:stream';
+
+/** What went wrong, portable across implementations (errno-like where one exists). */
+export type RemoteErrorCode =
+  | 'ENOENT' // no such file or directory
+  | 'EEXIST' // exclusive create found something there
+  | 'EACCES' // permission denied
+  | 'EROFS' // the remote (or this view of it) is read-only
+  | 'ENOSPC' // out of space / quota
+  | 'EISDIR'
+  | 'ENOTDIR'
+  | 'INVALID_PATH' // absolute, `..`, NUL…
+  | 'UNAVAILABLE' // the remote itself is gone (root missing, mount vanished)
+  | 'UNSUPPORTED' // URL scheme or operation this implementation does not have
+  | 'ABORTED' // an atomic write used after abort()
+  | 'EIO';
+
+/** Every failure of a Remote: says which remote, which path, and what kind of failure. */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError';
+  constructor(
+    readonly remoteId: string,
+    readonly path: string,
+    readonly code: RemoteErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`remote ${JSON.stringify(remoteId)}: ${message}${path === '' ? '' : ` (${path})`}`, options);
+  }
+}
+
+export const isRemoteError = (error: unknown, code?: RemoteErrorCode): error is RemoteError =>
+  error instanceof RemoteError && (code === undefined || error.code === code);
+
+export interface RemoteStat {
+  size: number;
+  mtimeMs: number;
+  isDirectory: boolean;
+}
+
+/** Inclusive byte range, like HTTP Range and fs.createReadStream. */
+export interface ByteRange {
+  start: number;
+  end?: number;
+}
+
+/**
+ * A file being written under a temporary name in its final directory. Write to `stream` (pipeline
+ * ends it, or commit() ends it); `commit()` makes the data durable and gives it its final name in one
+ * step, so readers see the whole file or nothing; `abort()` removes the temporary file. Both are safe
+ * to call more than once; after abort(), commit() fails.
+ */
+export interface AtomicWrite {
+  readonly stream: Writable;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface Remote {
+  /** The configured id (config `remotes[].id`): every error names it. */
+  readonly id: string;
+  readonly url: string;
+
+  /** Whole file in memory: metadata, locks, checksums — not disks. */
+  readFile(path: string): Promise<Buffer>;
+  /** Opens first (so ENOENT is a RemoteError here, not a stream event), then streams. */
+  createReadStream(path: string, range?: ByteRange): Promise<Readable>;
+
+  /** Write-then-rename: the file at `path` is the old one or the complete new one, never a mix. */
+  writeFileAtomic(path: string, data: Buffer | string): Promise<void>;
+  /** Create only if nothing is there (EEXIST otherwise): the primitive locks are built on. */
+  writeFileExclusive(path: string, data: Buffer | string): Promise<void>;
+  createWriteStreamAtomic(path: string): Promise<AtomicWrite>;
+
+  /** Entry names of a directory, sorted; ENOENT if the directory does not exist. */
+  list(dir: string): Promise<string[]>;
+  stat(path: string): Promise<RemoteStat>;
+  exists(path: string): Promise<boolean>;
+  /** Removes a file; already absent is success (deletes are retried after crashes). */
+  delete(path: string): Promise<void>;
+  /** Replaces `to` if it exists. */
+  rename(from: string, to: string): Promise<void>;
+
+  /** A local filesystem path for tools that need one (in-place VHD merge); undefined on object stores. */
+  localPath(path: string): string | undefined;
+
+  /** Writes and removes a probe file; throws a RemoteError naming the remote if that fails. */
+  checkWritable(): Promise<void>;
+}
+
+/**
+ * Canonical relative form of a remote path: '/'-separated, no empty or `.` segments. Refuses `..`,
+ * NUL and backslashes instead of resolving them, so no caller can reach outside the remote's root.
+ */
+export function normalizeRemotePath(remoteId: string, path: string): string {
+  if (typeof path !== 'string' || path.includes('\0') || path.includes('\\')) {
+    throw new RemoteError(remoteId, String(path), 'INVALID_PATH', 'invalid path');
+  }
+  const segments = path.split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.includes('..')) {
+    throw new RemoteError(remoteId, path, 'INVALID_PATH', 'path may not contain ".."');
+  }
+  return segments.join('/');
+}
+
+export function dirnameOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i === -1 ? '' : path.slice(0, i);
+}
+
+export function basenameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+export function joinPath(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join('/');
+}
