@@ -1,10 +1,26 @@
-export { applyBitmapZeroes, Bat, batSize, bitmapHas, bitmapIsFull, blockCount, isZero } from './bat';
+export {
+  applyBitmapZeroes,
+  Bat,
+  batSize,
+  bitmapHas,
+  bitmapIsFull,
+  blockCount,
+  isZero,
+  STORED_BLOCK_SIZE,
+} from './bat';
+export { createChainStream, openVhdChain, type VhdChain } from './chain';
+export { checkVhdFile } from './check';
 export { DiskType, SECTOR_SIZE, VHD_BLOCK_SIZE, VHD_MAX_SIZE } from './constants';
 export { VhdError, type VhdProblemCode } from './errors';
 export { decodeFooter, encodeFooter, makeFooter, type VhdFooter } from './footer';
 export { computeGeometry, type Geometry } from './geometry';
 export { decodeHeader, encodeHeader, makeHeader, type ParentLocator, type VhdHeader } from './header';
 export { computeLayout, type VhdLayout } from './layout';
+export { type MergeOptions, mergeVhdIntoParent } from './merge';
+export { findMergeState, type MergeState } from './merge-state';
+export { mergeStatePath, parentCandidates, resolveParentPath } from './parent';
+export { openRawBlockSource, writeRawFile } from './raw';
+export { openVhdFile, type VhdFile } from './reader';
 export type { BlockSource, ParentRef, VhdIdentity } from './source';
 export { readVhdStream, type VhdStreamItem } from './stream-reader';
 export { createVhdStream, vhdStreamLength } from './writer';

@@ -1,0 +1,172 @@
+import { access, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { bitmapHas, bitmapIsFull, blockCount } from './bat';
+import { DiskType, MAX_CHAIN_DEPTH, SECTOR_SIZE, SECTORS_PER_BLOCK, VHD_BLOCK_SIZE } from './constants';
+import { VhdError } from './errors';
+import { mergeStatePath, resolveParentPath } from './parent';
+import { openVhdFile, readAtVia, type VhdFile } from './reader';
+import type { BlockSource } from './source';
+import { createVhdStream } from './writer';
+
+/** A chain of VHD files (tip first, base last) read as one virtual disk. */
+export interface VhdChain extends BlockSource {
+  /** Tip first. */
+  readonly files: readonly VhdFile[];
+  readonly size: number;
+  /** The tip's footer UUID: the identity of the disk the chain describes. */
+  readonly uuid: string;
+  /** Blocks held anywhere in the chain (within the tip's size), ascending. */
+  readonly blocks: readonly number[];
+  hasBlock(index: number): boolean;
+  /** The block as the whole chain describes it (2 MiB). */
+  readBlock(index: number): Promise<Buffer>;
+  readAt(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens `tipPath` and its ancestors (found by parent locator / name, checked by parent UUID).
+ * A parent that already carries its child's UUID is the result of an interrupted merge of that
+ * child (see merge.ts): it replaces the child. A missing parent while that parent's merge state
+ * file exists means a merge is renaming it; the open is retried.
+ */
+export async function openVhdChain(tipPath: string): Promise<VhdChain> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openOnce(tipPath);
+    } catch (e) {
+      if (attempt < 5 && e instanceof RetryableMissing) {
+        await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+/** A parent missing because a merge is renaming it right now. */
+class RetryableMissing extends VhdError {}
+
+async function openOnce(tipPath: string): Promise<VhdChain> {
+  const files: VhdFile[] = [];
+  const seen = new Set<string>();
+  try {
+    let current = await openVhdFile(tipPath);
+    seen.add(await realpath(tipPath));
+    files.push(current);
+    while (current.diskType === DiskType.differencing) {
+      if (files.length > MAX_CHAIN_DEPTH) {
+        throw new VhdError('CHAIN_TOO_DEEP', `chain deeper than ${MAX_CHAIN_DEPTH} files`, tipPath);
+      }
+      let parentPath: string;
+      try {
+        parentPath = await resolveParentPath(current);
+      } catch (e) {
+        if (e instanceof VhdError && e.code === 'PARENT_MISSING') {
+          const name = current.header!.parentUnicodeName;
+          const guess = path.resolve(path.dirname(current.path), name);
+          if (name && (await exists(mergeStatePath(guess)))) {
+            throw new RetryableMissing('PARENT_MISSING', e.problem, e.file);
+          }
+        }
+        throw e;
+      }
+      const real = await realpath(parentPath);
+      if (seen.has(real)) {
+        throw new VhdError(
+          'CHAIN_LOOP',
+          `parent ${JSON.stringify(parentPath)} is already in the chain (loop)`,
+          current.path,
+        );
+      }
+      seen.add(real);
+      const parent = await openVhdFile(parentPath);
+      files.push(parent);
+      if (parent.uuid !== current.header!.parentUuid) {
+        if (parent.uuid === current.uuid && (await exists(mergeStatePath(parentPath)))) {
+          // Interrupted merge after the parent took the child's identity: the parent is the child.
+          files.splice(files.indexOf(current), 1);
+          await current.close();
+        } else {
+          throw new VhdError(
+            'PARENT_UUID_MISMATCH',
+            `parent ${path.basename(parentPath)} has UUID ${parent.uuid}, the header expects ${current.header!.parentUuid}`,
+            current.path,
+          );
+        }
+      }
+      current = parent;
+    }
+  } catch (e) {
+    await Promise.all(files.map((f) => f.close().catch(() => {})));
+    throw e;
+  }
+  return makeChain(files);
+}
+
+export function makeChain(files: VhdFile[]): VhdChain {
+  const tip = files[0];
+  const size = tip.size;
+  const count = blockCount(size);
+  const set = new Set<number>();
+  for (const f of files) for (const b of f.blocks()) if (b < count) set.add(b);
+  const blocks = [...set].sort((a, b) => a - b);
+  const readBlock = async (index: number): Promise<Buffer> => {
+    if (index < 0 || index >= count) throw new RangeError(`block ${index} outside the disk`);
+    let out: Buffer | undefined;
+    let need: Uint8Array | undefined; // sectors still to resolve (1 = needed); undefined = all
+    for (const f of files) {
+      if (!f.hasBlock(index)) continue;
+      const raw = (await f.readBlockRaw(index))!;
+      const last = f.diskType !== DiskType.differencing;
+      if (!out && (last || bitmapIsFull(raw.bitmap))) {
+        if (last) return f.readBlock(index);
+        return raw.data;
+      }
+      out ??= Buffer.alloc(VHD_BLOCK_SIZE);
+      need ??= new Uint8Array(SECTORS_PER_BLOCK).fill(1);
+      let remaining = 0;
+      for (let s = 0; s < SECTORS_PER_BLOCK; s++) {
+        if (!need[s]) continue;
+        if (bitmapHas(raw.bitmap, s) || last) {
+          // A dynamic/fixed base answers every remaining sector (clear bit = zeros).
+          if (bitmapHas(raw.bitmap, s))
+            raw.data.copy(out, s * SECTOR_SIZE, s * SECTOR_SIZE, (s + 1) * SECTOR_SIZE);
+          need[s] = 0;
+        } else remaining++;
+      }
+      if (remaining === 0 || last) break;
+    }
+    return out ?? Buffer.alloc(VHD_BLOCK_SIZE);
+  };
+  return {
+    files,
+    size,
+    uuid: tip.uuid,
+    blocks,
+    hasBlock: (i) => set.has(i),
+    readBlock,
+    readAt: (offset, length) => readAtVia(size, readBlock, offset, length),
+    close: async () => {
+      await Promise.all(files.map((f) => f.close()));
+    },
+  };
+}
+
+/** The whole chain as one dynamic VHD stream (what a restore sends to XAPI), with the tip's UUID. */
+export function createChainStream(chain: VhdChain, opts: { timestamp?: Date } = {}): Readable {
+  return createVhdStream(chain, {
+    uuid: chain.uuid,
+    timestamp: opts.timestamp ?? chain.files[0].footer.timestamp,
+  });
+}

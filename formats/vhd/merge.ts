@@ -1,0 +1,235 @@
+import { access, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { bitmapHas, bitmapIsFull, blockCount, STORED_BLOCK_SIZE } from './bat';
+import { BITMAP_SIZE, DiskType, FOOTER_SIZE, SECTOR_SIZE, SECTORS_PER_BLOCK } from './constants';
+import { VhdError } from './errors';
+import { encodeFooter, type VhdFooter } from './footer';
+import { encodeHeader } from './header';
+import { findMergeState, fsyncDir, type MergeState, removeMergeState, writeMergeState } from './merge-state';
+import { resolveParentPath } from './parent';
+import { openVhdFile, type VhdFile } from './reader';
+
+export interface MergeOptions {
+  onProgress?(done: number, total: number): void;
+  /** Child blocks made durable per fsync + state write (default 16 = 32 MiB). */
+  batchBlocks?: number;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Merges the differencing VHD `childPath` into its parent, in place, as XO's retention does: the
+ * parent takes the child's blocks and identity (UUID, size, timestamp), then is renamed over the
+ * child (so a grandchild's parent locator stays valid), and the child is gone.
+ *
+ * Crash-safe and resumable: progress is kept in `.<parent>.merge.json`; calling again after a crash
+ * (at any point) finishes the merge. Ordering, so that the chain reads the right disk at every instant:
+ * 1. blocks: for each child block, data first (a new block is appended where the trailing footer was,
+ *    after a fresh footer has been written past it, so the file always ends with a valid footer; a
+ *    block the parent holds is overwritten with parent ∪ child, which readers going through the child
+ *    cannot tell apart), fsync, then the BAT entries, fsync, then the state file.
+ * 2. identity: the parent's footers take the child's UUID / size / timestamp; readers treat a parent
+ *    bearing its child's UUID (while the state file exists) as that child.
+ * 3. rename: parent → child's name (atomic replace), fsync the folder, remove the state file.
+ */
+export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions = {}): Promise<void> {
+  const dir = path.dirname(path.resolve(childPath));
+  const childName = path.basename(childPath);
+  let state = await findMergeState(dir, childName);
+  if (!state) state = await start(path.resolve(childPath));
+  if (state.step === 'blocks') {
+    await copyBlocks(dir, state, opts);
+    state = { ...state, step: 'identity' };
+    await writeMergeState(dir, state);
+  }
+  if (state.step === 'identity') {
+    await takeIdentity(dir, state);
+    state = { ...state, step: 'rename' };
+    await writeMergeState(dir, state);
+  }
+  const parentPath = path.join(dir, state.parent);
+  if (await exists(parentPath)) {
+    await rename(parentPath, path.join(dir, state.child));
+    await fsyncDir(dir);
+  }
+  await removeMergeState(dir, state);
+  opts.onProgress?.(state.total, state.total);
+}
+
+async function start(childPath: string): Promise<MergeState> {
+  const child = await openVhdFile(childPath);
+  let parent: VhdFile | undefined;
+  try {
+    if (child.diskType !== DiskType.differencing) {
+      throw new VhdError(
+        'NOT_DIFFERENCING',
+        'not a differencing VHD: nothing to merge into a parent',
+        childPath,
+      );
+    }
+    const parentPath = await resolveParentPath(child);
+    if (path.dirname(parentPath) !== path.dirname(childPath)) {
+      throw new VhdError('UNSUPPORTED', `parent ${parentPath} is not in the child's folder`, childPath);
+    }
+    parent = await openVhdFile(parentPath, { writable: true });
+    if (parent.uuid !== child.header!.parentUuid) {
+      throw new VhdError(
+        'PARENT_UUID_MISMATCH',
+        `parent ${path.basename(parentPath)} has UUID ${parent.uuid}, the header expects ${child.header!.parentUuid}`,
+        childPath,
+      );
+    }
+    if (parent.diskType === DiskType.fixed) {
+      throw new VhdError('UNSUPPORTED', 'merging into a fixed VHD is not supported', parentPath);
+    }
+    await growBat(parent, blockCount(child.size));
+    const state: MergeState = {
+      version: 1,
+      parent: path.basename(parentPath),
+      child: path.basename(childPath),
+      parentUuid: parent.uuid,
+      childUuid: child.uuid,
+      step: 'blocks',
+      done: 0,
+      total: child.blocks().length,
+    };
+    await writeMergeState(path.dirname(childPath), state);
+    return state;
+  } finally {
+    await child.close();
+    await parent?.close();
+  }
+}
+
+/** Makes the parent's BAT hold `needed` entries, within the space it already has before its first block. */
+async function growBat(parent: VhdFile, needed: number): Promise<void> {
+  const header = parent.header!;
+  if (needed <= header.maxTableEntries) return;
+  let firstData = parent.fileSize - FOOTER_SIZE;
+  for (const b of parent.blocks()) firstData = Math.min(firstData, parent.bat!.offset(b)!);
+  const capacity = Math.floor((firstData - header.tableOffset) / 4);
+  if (needed > capacity) {
+    throw new VhdError(
+      'UNSUPPORTED',
+      `the child needs ${needed} BAT entries, the parent has room for ${capacity} (disk grew too much)`,
+      parent.path,
+    );
+  }
+  const extra = Buffer.alloc((needed - header.maxTableEntries) * 4, 0xff);
+  await parent.handle.write(extra, 0, extra.length, header.tableOffset + header.maxTableEntries * 4);
+  await parent.handle.sync();
+  const h = encodeHeader({ ...header, maxTableEntries: needed });
+  await parent.handle.write(h, 0, h.length, parent.footer.dataOffset!);
+  await parent.handle.sync();
+}
+
+async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): Promise<void> {
+  const child = await openVhdFile(path.join(dir, state.child));
+  let parent: VhdFile | undefined;
+  try {
+    parent = await openVhdFile(path.join(dir, state.parent), { writable: true });
+    if (child.uuid !== state.childUuid || parent.uuid !== state.parentUuid) {
+      throw new VhdError('MERGE_STATE', 'the files no longer match the merge state file', parent.path);
+    }
+    const fh = parent.handle;
+    const blocks = child.blocks();
+    const batch = Math.max(1, opts.batchBlocks ?? 16);
+    const entries = parent.header!.maxTableEntries;
+    let end = parent.fileSize;
+    const footer = encodeFooter(parent.footer);
+    let done = state.done;
+    opts.onProgress?.(done, blocks.length);
+    while (done < blocks.length) {
+      const slice = blocks.slice(done, done + batch);
+      const newEntries: { index: number; sector: number }[] = [];
+      for (const index of slice) {
+        if (index >= entries)
+          throw new VhdError('BAD_FIELD', `block ${index} beyond the parent's BAT`, parent.path);
+        const c = (await child.readBlockRaw(index))!;
+        const at = parent.bat!.offset(index);
+        if (at !== undefined) {
+          const p = (await parent.readBlockRaw(index))!;
+          const merged = mergeBlock(p, c);
+          await fh.write(merged, 0, merged.length, at);
+        } else {
+          // Keep a valid footer at the end of the file at every instant: footer first, then the block
+          // over the old footer's place.
+          const x = end - FOOTER_SIZE;
+          await fh.write(footer, 0, FOOTER_SIZE, x + STORED_BLOCK_SIZE);
+          await fh.write(c.bitmap, 0, BITMAP_SIZE, x);
+          await fh.write(c.data, 0, c.data.length, x + BITMAP_SIZE);
+          end = x + STORED_BLOCK_SIZE + FOOTER_SIZE;
+          newEntries.push({ index, sector: x / SECTOR_SIZE });
+        }
+      }
+      await fh.sync();
+      if (newEntries.length > 0) {
+        const tableOffset = parent.header!.tableOffset;
+        for (const { index, sector } of newEntries) {
+          const e = Buffer.alloc(4);
+          e.writeUInt32BE(sector, 0);
+          await fh.write(e, 0, 4, tableOffset + index * 4);
+          parent.bat!.entries[index] = sector;
+        }
+        await fh.sync();
+      }
+      done += slice.length;
+      await writeMergeState(dir, { ...state, done });
+      opts.onProgress?.(done, blocks.length);
+    }
+  } finally {
+    await child.close();
+    await parent?.close();
+  }
+}
+
+/** Parent block ∪ child block: child sectors where the child's bitmap is set, else the parent's. */
+function mergeBlock(p: { bitmap: Buffer; data: Buffer }, c: { bitmap: Buffer; data: Buffer }): Buffer {
+  const out = Buffer.alloc(STORED_BLOCK_SIZE);
+  if (bitmapIsFull(c.bitmap)) {
+    out.fill(0xff, 0, BITMAP_SIZE);
+    c.data.copy(out, BITMAP_SIZE);
+    return out;
+  }
+  for (let i = 0; i < BITMAP_SIZE; i++) out[i] = p.bitmap[i] | c.bitmap[i];
+  p.data.copy(out, BITMAP_SIZE);
+  for (let s = 0; s < SECTORS_PER_BLOCK; s++) {
+    if (bitmapHas(c.bitmap, s))
+      c.data.copy(out, BITMAP_SIZE + s * SECTOR_SIZE, s * SECTOR_SIZE, (s + 1) * SECTOR_SIZE);
+  }
+  return out;
+}
+
+async function takeIdentity(dir: string, state: MergeState): Promise<void> {
+  const child = await openVhdFile(path.join(dir, state.child));
+  let parent: VhdFile | undefined;
+  try {
+    parent = await openVhdFile(path.join(dir, state.parent), { writable: true });
+    if (child.uuid !== state.childUuid) {
+      throw new VhdError('MERGE_STATE', 'the child no longer matches the merge state file', child.path);
+    }
+    const f: VhdFooter = {
+      ...parent.footer,
+      uuid: child.uuid,
+      currentSize: child.footer.currentSize,
+      originalSize: child.footer.originalSize,
+      geometry: child.footer.geometry,
+      timestamp: child.footer.timestamp,
+      hidden: false,
+    };
+    const bytes = encodeFooter(f);
+    await parent.handle.write(bytes, 0, FOOTER_SIZE, parent.fileSize - FOOTER_SIZE);
+    await parent.handle.write(bytes, 0, FOOTER_SIZE, 0);
+    await parent.handle.sync();
+  } finally {
+    await child.close();
+    await parent?.close();
+  }
+}
