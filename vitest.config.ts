@@ -11,5 +11,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // In CI also a JSON report, from which .ci/run prints the plain 'N passed, N failed' line.
+    reporters: process.env.CI ? ['default', 'json'] : ['default'],
+    outputFile: process.env.CI ? { json: '.vitest-report.json' } : undefined,
   },
 });

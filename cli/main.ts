@@ -1,0 +1,57 @@
+// `xcpb <command>`: dispatch to one module per command group.
+import { UsageError } from './output';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  server: {
+    summary: 'install | start | stop | status the Temporal dev server',
+    load: async () => (await import('./server')).serverCommand,
+  },
+  config: { summary: 'validate <file> | schema', load: async () => (await import('./config')).configCommand },
+  apply: {
+    summary: '<file> [--dry-run]  make the Temporal schedules match the config',
+    load: async () => (await import('./apply')).applyCommand,
+  },
+  schedules: {
+    summary: '[--json]  list schedules and their next runs',
+    load: async () => (await import('./apply')).schedulesCommand,
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'usage: xcpb <command> [options]',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Temporal connection: --address / TEMPORAL_ADDRESS (localhost:7233), --namespace / TEMPORAL_NAMESPACE (default)',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`xcpb: unknown command "${name}"\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    return await (await command.load())(rest);
+  } catch (err) {
+    if (
+      err instanceof UsageError ||
+      (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+    ) {
+      process.stderr.write(`xcpb ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`xcpb ${name}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,49 @@
+// `xcpb server install | start | stop | status`: the Temporal dev server for local use.
+import { parseArgs } from 'node:util';
+import {
+  findRunningDevServer,
+  startDetachedDevServer,
+  stateDir,
+  stopDetachedDevServer,
+} from '../server/dev-server';
+import { ensureTemporalCli } from '../server/temporal-cli';
+import { UsageError } from './output';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+export async function serverCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parseArgs({ args: rest, options: { port: { type: 'string' } } });
+  const dir = stateDir();
+  switch (sub) {
+    case 'install': {
+      const cli = await ensureTemporalCli(log);
+      process.stdout.write(`${cli}\n`);
+      return 0;
+    }
+    case 'start': {
+      const cli = await ensureTemporalCli(log);
+      const port = values.port ? Number(values.port) : 7233;
+      const info = await startDetachedDevServer(cli, dir, port);
+      process.stdout.write(
+        `${info.alreadyRunning ? 'already running' : 'started'} (pid ${info.pid}, state in ${dir})\n` +
+          `Temporal: ${info.address}\nWeb UI:   ${info.uiUrl}\n`,
+      );
+      return 0;
+    }
+    case 'stop': {
+      const stopped = await stopDetachedDevServer(dir);
+      process.stdout.write(stopped ? `stopped (pid ${stopped.pid})\n` : 'not running\n');
+      return 0;
+    }
+    case 'status': {
+      const running = await findRunningDevServer(dir);
+      process.stdout.write(
+        running ? `running: ${running.address}, Web UI ${running.uiUrl}\n` : 'not running\n',
+      );
+      return running ? 0 : 1;
+    }
+    default:
+      throw new UsageError('usage: xcpb server install | start [--port N] | stop | status');
+  }
+}

@@ -1,0 +1,129 @@
+// The configuration file's shape (DESIGN §6), as zod schemas: the single source for validation, for
+// the types the code uses and for the JSON Schema editors complete from (`xcpb config schema`).
+import { z } from 'zod';
+
+const id = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    'an id is 1-63 letters, digits, "_", "." or "-", starting with a letter or digit',
+  );
+
+/** A secret is only ever referenced: the file never holds its value. */
+const secretRefError =
+  'a secret must be referenced, not written in the file: use { env: VARIABLE_NAME } or { file: /path/to/secret }';
+
+export const SecretRef = z.union(
+  [
+    z.strictObject({
+      env: z.string().min(1).describe('name of the environment variable holding the secret'),
+    }),
+    z.strictObject({ file: z.string().min(1).describe('path of a file holding the secret') }),
+  ],
+  {
+    error: (issue) =>
+      typeof issue.input === 'string' ? `plain-text secret rejected: ${secretRefError}` : secretRefError,
+  },
+);
+
+const count = z.number().int().nonnegative();
+const positive = z.number().int().positive();
+
+export const PoolConcurrency = z.strictObject({
+  snapshot: positive.default(2).describe('snapshots taken at once on this pool'),
+  diskExport: positive.default(12).describe('VDI (VHD) exports at once on this pool'),
+  vmExport: positive.default(2).describe('VM (XVA) exports at once on this pool'),
+});
+
+export const Pool = z.strictObject({
+  id,
+  url: z.url({ protocol: /^https?$/ }).describe('URL of the pool master, https:// normally'),
+  username: z.string().min(1),
+  password: SecretRef,
+  allowUnauthorized: z.boolean().default(false).describe('accept a self-signed TLS certificate'),
+  concurrency: PoolConcurrency.default({ snapshot: 2, diskExport: 12, vmExport: 2 }),
+});
+
+export const Remote = z.strictObject({
+  id,
+  url: z.string().regex(/^file:\/\/\//, 'only file:///absolute/path remotes are supported for now'),
+});
+
+export const LongTermRetention = z.strictObject({
+  daily: count.optional(),
+  weekly: count.optional(),
+  monthly: count.optional(),
+  yearly: count.optional(),
+});
+
+export const Retention = z.strictObject({
+  remote: count.default(0).describe('backups of this schedule kept on each remote'),
+  snapshot: count.default(0).describe('snapshots of this schedule kept on the VM'),
+  replica: count.default(0).describe('replicas of this schedule kept on the target SR'),
+  longTerm: LongTermRetention.optional(),
+});
+
+export const HealthCheck = z.strictObject({
+  sr: z.string().min(1).describe('SR (uuid or name) the backup is restored to for the check'),
+  tags: z.array(z.string()).optional(),
+  timeout: z.string().optional().describe('e.g. "10m"; scales with the restored size when omitted'),
+});
+
+export const Schedule = z.strictObject({
+  id,
+  cron: z.string().min(1),
+  timezone: z.string().default('UTC'),
+  enabled: z.boolean().default(true),
+  retention: Retention.default({ remote: 0, snapshot: 0, replica: 0 }),
+  healthCheck: HealthCheck.optional(),
+});
+
+export const PowerState = z.enum(['running', 'halted', 'suspended', 'paused', 'any']);
+
+export const VmSelection = z
+  .strictObject({
+    pools: z.array(id).optional().describe('pools to take VMs from (all configured pools when omitted)'),
+    tags: z.array(z.string()).optional().describe('a VM is taken when it has any of these tags'),
+    excludeTags: z.array(z.string()).optional(),
+    powerState: PowerState.default('any'),
+    uuids: z.array(z.string()).optional().describe('explicit VM list instead of smart mode'),
+  })
+  .refine((s) => !(s.uuids && (s.tags || s.excludeTags)), {
+    message: 'an explicit VM list (uuids) cannot be combined with tags or excludeTags',
+  });
+
+export const Mode = z.enum(['snapshot', 'full', 'delta', 'replication', 'disaster-recovery']);
+export const SnapshotMode = z.enum(['normal', 'quiesce', 'memory', 'offline']);
+export const Compression = z.enum(['none', 'gzip', 'zstd']);
+
+export const Job = z.strictObject({
+  id,
+  name: z.string().optional(),
+  mode: Mode,
+  vms: VmSelection,
+  remotes: z.array(id).default([]),
+  targetSr: z
+    .strictObject({ pool: id, sr: z.string().min(1) })
+    .optional()
+    .describe('replication / DR target'),
+  compression: Compression.default('zstd'),
+  snapshotMode: SnapshotMode.default('normal'),
+  concurrency: count.default(2).describe('VMs in flight at once; 0 = all'),
+  fullInterval: count.default(0).describe('a full backup every N runs of the chain (0 = never forced)'),
+  catchupWindow: z.string().default('1h').describe('how late a missed scheduled run may still start'),
+  schedules: z.array(Schedule).default([]),
+});
+
+export const Config = z.strictObject({
+  pools: z.array(Pool).default([]),
+  remotes: z.array(Remote).default([]),
+  jobs: z.array(Job).default([]),
+});
+
+export type SecretRef = z.infer<typeof SecretRef>;
+export type PoolConfig = z.infer<typeof Pool>;
+export type RemoteConfig = z.infer<typeof Remote>;
+export type ScheduleConfig = z.infer<typeof Schedule>;
+export type JobConfig = z.infer<typeof Job>;
+export type Config = z.infer<typeof Config>;
+export type Mode = z.infer<typeof Mode>;

@@ -1,0 +1,42 @@
+// What a run of a job receives: the job definition and the schedule's settings, by ids only. Pools
+// and remotes are referenced by id; credentials stay in the worker's config, never in history.
+import type { Config, JobConfig, ScheduleConfig } from './config/schema';
+
+export const MAIN_TASK_QUEUE = 'xcpb';
+export const BACKUP_JOB_WORKFLOW = 'backupJob';
+
+export interface BackupJobInput {
+  job: Omit<JobConfig, 'schedules'>;
+  scheduleId?: string; // undefined for a manual run without a schedule
+  retention: ScheduleConfig['retention'];
+  timezone: string;
+  healthCheck?: ScheduleConfig['healthCheck'];
+}
+
+export function scheduleWorkflowId(jobId: string, scheduleId: string): string {
+  return `xcpb:${jobId}:${scheduleId}`;
+}
+
+export function manualRunWorkflowId(jobId: string, now: Date): string {
+  return `xcpb:${jobId}:manual-${now.toISOString()}`;
+}
+
+export function jobInput(job: JobConfig, schedule?: ScheduleConfig): BackupJobInput {
+  const { schedules: _schedules, ...definition } = job;
+  return {
+    job: definition,
+    scheduleId: schedule?.id,
+    retention: schedule?.retention ?? { remote: 0, snapshot: 0, replica: 0 },
+    timezone: schedule?.timezone ?? 'UTC',
+    healthCheck: schedule?.healthCheck,
+  };
+}
+
+export function findJob(config: Config, jobId: string): JobConfig {
+  const job = config.jobs.find((j) => j.id === jobId);
+  if (!job) {
+    const known = config.jobs.map((j) => j.id).join(', ') || 'none';
+    throw new Error(`unknown job "${jobId}" (jobs in the config: ${known})`);
+  }
+  return job;
+}

@@ -1,0 +1,106 @@
+// Which Temporal schedules the config wants, and what must change to get there. Pure: the caller
+// reads the existing schedules and applies the plan.
+import { createHash } from 'node:crypto';
+import type { Config } from '../core/config/schema';
+import { parseDuration } from '../core/duration';
+import {
+  BACKUP_JOB_WORKFLOW,
+  type BackupJobInput,
+  jobInput,
+  MAIN_TASK_QUEUE,
+  scheduleWorkflowId,
+} from '../core/job-input';
+import { stableStringify } from '../core/stable-json';
+
+export const SCHEDULE_PREFIX = 'xcpb:';
+
+export interface DesiredSchedule {
+  scheduleId: string;
+  jobId: string;
+  configScheduleId: string;
+  mode: string;
+  cron: string;
+  timezone: string;
+  paused: boolean;
+  catchupWindowMs: number;
+  workflowType: string;
+  taskQueue: string;
+  workflowId: string;
+  input: BackupJobInput;
+  /** Hash of everything above but `paused`: equal hashes mean nothing to update. */
+  hash: string;
+}
+
+export interface ExistingSchedule {
+  scheduleId: string;
+  hash?: string;
+  paused: boolean;
+}
+
+export interface SchedulePlan {
+  create: DesiredSchedule[];
+  update: { desired: DesiredSchedule; reasons: string[] }[];
+  remove: ExistingSchedule[];
+  unchanged: DesiredSchedule[];
+}
+
+export function desiredSchedules(config: Config): DesiredSchedule[] {
+  return config.jobs.flatMap((job) =>
+    job.schedules.map((s) => {
+      const base = {
+        scheduleId: scheduleWorkflowId(job.id, s.id),
+        jobId: job.id,
+        configScheduleId: s.id,
+        mode: job.mode,
+        cron: s.cron,
+        timezone: s.timezone,
+        catchupWindowMs: parseDuration(job.catchupWindow) ?? 3_600_000,
+        workflowType: BACKUP_JOB_WORKFLOW,
+        taskQueue: MAIN_TASK_QUEUE,
+        workflowId: scheduleWorkflowId(job.id, s.id),
+        input: jobInput(job, s),
+      };
+      const hash = createHash('sha256').update(stableStringify(base)).digest('hex').slice(0, 32);
+      return { ...base, paused: !s.enabled, hash };
+    }),
+  );
+}
+
+export function planSchedules(
+  desired: readonly DesiredSchedule[],
+  existing: readonly ExistingSchedule[],
+): SchedulePlan {
+  const byId = new Map(existing.map((e) => [e.scheduleId, e]));
+  const wanted = new Set(desired.map((d) => d.scheduleId));
+  const plan: SchedulePlan = { create: [], update: [], remove: [], unchanged: [] };
+  for (const d of desired) {
+    const e = byId.get(d.scheduleId);
+    if (!e) {
+      plan.create.push(d);
+      continue;
+    }
+    const reasons: string[] = [];
+    if (e.hash !== d.hash) reasons.push('definition changed');
+    if (e.paused !== d.paused) reasons.push(d.paused ? 'pause' : 'unpause');
+    if (reasons.length) plan.update.push({ desired: d, reasons });
+    else plan.unchanged.push(d);
+  }
+  plan.remove = existing
+    .filter((e) => e.scheduleId.startsWith(SCHEDULE_PREFIX) && !wanted.has(e.scheduleId))
+    .sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
+  return plan;
+}
+
+export function planIsEmpty(plan: SchedulePlan): boolean {
+  return plan.create.length + plan.update.length + plan.remove.length === 0;
+}
+
+export function describePlan(plan: SchedulePlan): string[] {
+  return [
+    ...plan.create.map(
+      (d) => `+ create ${d.scheduleId} (${d.cron} ${d.timezone}${d.paused ? ', paused' : ''})`,
+    ),
+    ...plan.update.map((u) => `~ update ${u.desired.scheduleId} (${u.reasons.join(', ')})`),
+    ...plan.remove.map((e) => `- delete ${e.scheduleId}`),
+  ];
+}
