@@ -108,8 +108,9 @@ function replay(input: { backups: ChainBackup[]; vhds: VhdLink[]; remove: string
   const metadata = new Set(input.backups.map((b) => b.id));
   const kept = input.backups.filter((b) => !input.remove.includes(b.id));
   const wasReadable = (vhd: string) => {
-    for (let p: string | null | undefined = vhd; p !== null; p = files.get(p))
-      if (!files.has(p)) return false;
+    for (let p: string | null | undefined = vhd; p !== null; p = files.get(p)) {
+      if (p === undefined || !files.has(p)) return false;
+    }
     return true;
   };
   const readableBefore = new Map(kept.flatMap((b) => b.vhds).map((v) => [v, wasReadable(v)]));
