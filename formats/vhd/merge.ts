@@ -11,6 +11,8 @@ import { openVhdFile, type VhdFile } from './reader';
 
 export interface MergeOptions {
   onProgress?(done: number, total: number): void;
+  /** Called when a step starts (for logs / heartbeats). */
+  onStep?(step: MergeState['step'] | 'done'): void;
   /** Child blocks made durable per fsync + state write (default 16 = 32 MiB). */
   batchBlocks?: number;
 }
@@ -45,15 +47,18 @@ export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions =
   let state = await findMergeState(dir, childName);
   if (!state) state = await start(path.resolve(childPath));
   if (state.step === 'blocks') {
+    opts.onStep?.('blocks');
     await copyBlocks(dir, state, opts);
     state = { ...state, step: 'identity' };
     await writeMergeState(dir, state);
   }
   if (state.step === 'identity') {
+    opts.onStep?.('identity');
     await takeIdentity(dir, state);
     state = { ...state, step: 'rename' };
     await writeMergeState(dir, state);
   }
+  opts.onStep?.('rename');
   const parentPath = path.join(dir, state.parent);
   if (await exists(parentPath)) {
     await rename(parentPath, path.join(dir, state.child));
@@ -61,6 +66,7 @@ export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions =
   }
   await removeMergeState(dir, state);
   opts.onProgress?.(state.total, state.total);
+  opts.onStep?.('done');
 }
 
 async function start(childPath: string): Promise<MergeState> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { type BlockSource, VHD_BLOCK_SIZE } from '../../formats/vhd';
+import { type BlockSource, createVhdStream, VHD_BLOCK_SIZE } from '../../formats/vhd';
 
 export const run = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -121,4 +121,33 @@ export function randomSubset(n: number, p: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) if (Math.random() < p) out.push(i);
   return out;
+}
+
+/** Writes a full + deltas chain into dir; returns the file names (oldest first) and the disk as at the tip. */
+export async function buildChain(
+  dir: string,
+  size: number,
+  deltas: number,
+  opts: { changeRatio?: number } = {},
+): Promise<{ names: string[]; disk: MemDisk }> {
+  const disk = new MemDisk(size);
+  const count = Math.ceil(size / VHD_BLOCK_SIZE);
+  for (const i of randomSubset(count, 0.6)) disk.randomBlock(i, i % 3 === 0);
+  const names: string[] = [];
+  let parent: { uuid: string; name: string; timestamp: Date } | undefined;
+  for (let n = 0; n <= deltas; n++) {
+    const name = `202611${String(10 + n).padStart(2, '0')}T010203Z.vhd`;
+    const uuid = crypto.randomUUID();
+    const timestamp = new Date(Date.UTC(2026, 10, 10 + n, 1, 2, 3));
+    let src: BlockSource = disk;
+    if (parent) {
+      const changed = randomSubset(count, opts.changeRatio ?? 0.3);
+      for (const i of changed) disk.randomBlock(i, i % 2 === 0);
+      src = disk.subset(changed);
+    }
+    await writeStream(createVhdStream(src, { uuid, timestamp, parent }), path.join(dir, name));
+    names.push(name);
+    parent = { uuid, name, timestamp };
+  }
+  return { names, disk };
 }

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -7,10 +7,9 @@ import {
   mergeVhdIntoParent,
   openVhdChain,
   openVhdFile,
-  VHD_BLOCK_SIZE,
   writeRawFile,
 } from '../../formats/vhd';
-import { expectRawEquals, judge, MemDisk, makeTmp, randomSubset, writeStream } from './helpers';
+import { buildChain, expectRawEquals, judge, MemDisk, makeTmp, writeStream } from './helpers';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
 beforeAll(async () => {
@@ -21,35 +20,6 @@ afterAll(async () => {
 });
 
 const MiB = 1024 * 1024;
-
-/** Writes a full + deltas chain into dir; returns the file names (oldest first) and the disk as at the tip. */
-export async function buildChain(
-  dir: string,
-  size: number,
-  deltas: number,
-  opts: { changeRatio?: number } = {},
-): Promise<{ names: string[]; disk: MemDisk }> {
-  const disk = new MemDisk(size);
-  const count = Math.ceil(size / VHD_BLOCK_SIZE);
-  for (const i of randomSubset(count, 0.6)) disk.randomBlock(i, i % 3 === 0);
-  const names: string[] = [];
-  let parent: { uuid: string; name: string; timestamp: Date } | undefined;
-  for (let n = 0; n <= deltas; n++) {
-    const name = `202611${String(10 + n).padStart(2, '0')}T010203Z.vhd`;
-    const uuid = crypto.randomUUID();
-    const timestamp = new Date(Date.UTC(2026, 10, 10 + n, 1, 2, 3));
-    let src: Parameters<typeof createVhdStream>[0] = disk;
-    if (parent) {
-      const changed = randomSubset(count, opts.changeRatio ?? 0.3);
-      for (const i of changed) disk.randomBlock(i, i % 2 === 0);
-      src = disk.subset(changed);
-    }
-    await writeStream(createVhdStream(src, { uuid, timestamp, parent }), path.join(dir, name));
-    names.push(name);
-    parent = { uuid, name, timestamp };
-  }
-  return { names, disk };
-}
 
 async function expectAllAgree(
   dir: string,
@@ -94,7 +64,7 @@ async function expectAllAgree(
 describe('VHD chains and merge', () => {
   it('a full + 5 deltas reads the same through our chain reader, our synthetic stream and qemu-img; still after each merge', async () => {
     const dir = path.join(tmp.dir, 'chain');
-    await (await import('node:fs/promises')).mkdir(dir);
+    await mkdir(dir);
     const size = 23 * MiB + 3584;
     const { names, disk } = await buildChain(dir, size, 5);
     await expectAllAgree(dir, names, disk, 'before');
@@ -123,7 +93,7 @@ describe('VHD chains and merge', () => {
 
   it('merges a delta of a larger disk into its parent (disk grew within the BAT room)', async () => {
     const dir = path.join(tmp.dir, 'grow');
-    await (await import('node:fs/promises')).mkdir(dir);
+    await mkdir(dir);
     const small = new MemDisk(3 * MiB);
     small.randomBlock(0);
     small.randomBlock(1);

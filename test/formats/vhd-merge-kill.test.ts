@@ -1,0 +1,121 @@
+import { spawn } from 'node:child_process';
+import { access, mkdir, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergeVhdIntoParent, openVhdChain, writeRawFile } from '../../formats/vhd';
+import { buildChain, expectRawEquals, judge, makeTmp, repoRoot } from './helpers';
+
+let tmp: { dir: string; cleanup(): Promise<void> };
+beforeAll(async () => {
+  tmp = await makeTmp();
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+const MiB = 1024 * 1024;
+const worker = path.join(repoRoot, 'test/formats/fixtures/merge-worker.ts');
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs the merge in a child process and SIGKILLs it at a random progress point, after a random delay,
+ * or a few random milliseconds after it announces a random step (blocks / identity / rename).
+ */
+function runAndKill(
+  child: string,
+  mode: 'progress' | 'delay' | 'step',
+): Promise<{ completed: boolean; lines: string[] }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', worker, child, String(1 + Math.floor(Math.random() * 2))],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const lines: string[] = [];
+    let killAt = -1;
+    const targetStep = ['blocks', 'identity', 'rename'][Math.floor(Math.random() * 3)];
+    let buf = '';
+    let stderr = '';
+    const kill = () => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    };
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        if (line === 'ready' && mode === 'delay') setTimeout(kill, Math.random() * 120);
+        if (mode === 'step' && line === `step ${targetStep}`) setTimeout(kill, Math.random() * 4);
+        const m = /^progress (\d+) (\d+)$/.exec(line);
+        if (m && mode === 'progress') {
+          if (killAt < 0) killAt = Math.floor(Math.random() * (Number(m[2]) + 1));
+          if (Number(m[1]) >= killAt) kill();
+        }
+        nl = buf.indexOf('\n');
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.on('error', reject);
+    p.on('close', (code, signal) => {
+      if (signal === 'SIGKILL' || code === 0) resolve({ completed: code === 0, lines });
+      else reject(new Error(`merge worker exited ${code}: ${stderr}`));
+    });
+  });
+}
+
+describe('merge killed with SIGKILL', () => {
+  it('24 trials: after every kill the chain reads the right disk, and the merge resumes to a correct chain', async () => {
+    let midMerge = 0;
+    const steps: Record<string, number> = {};
+    for (let trial = 0; trial < 24; trial++) {
+      const dir = path.join(tmp.dir, `t${trial}`);
+      await mkdir(dir);
+      const { names, disk } = await buildChain(dir, 14 * MiB + 512 * (trial + 1), 2, { changeRatio: 0.7 });
+      const [base, d1, tip] = names.map((n) => path.join(dir, n));
+      const { completed } = await runAndKill(d1, (['progress', 'delay', 'step'] as const)[trial % 3]);
+      const stateFiles = (await readdir(dir)).filter((n) => n.endsWith('.merge.json'));
+      const baseLeft = await exists(base);
+      if (stateFiles.length > 0) {
+        midMerge++;
+        const { step } = JSON.parse(await readFile(path.join(dir, stateFiles[0]), 'utf8'));
+        steps[step] = (steps[step] ?? 0) + 1;
+      }
+      // The chain must read as the right disk right now, interrupted or not.
+      const chain = await openVhdChain(tip);
+      await writeRawFile(chain, path.join(dir, 'killed.raw'));
+      await chain.close();
+      await expectRawEquals(path.join(dir, 'killed.raw'), disk);
+      const layers = baseLeft ? [base, d1, tip] : [d1, tip];
+      await judge(path.join(dir, 'killed.qemu.raw'), ...layers);
+      await expectRawEquals(path.join(dir, 'killed.qemu.raw'), disk);
+      // Resume unless the killed run had finished everything.
+      if (!completed && (baseLeft || stateFiles.length > 0)) await mergeVhdIntoParent(d1);
+      expect(await exists(base)).toBe(false);
+      expect((await readdir(dir)).filter((n) => n.endsWith('.merge.json') || n.endsWith('.tmp'))).toEqual([]);
+      const after = await openVhdChain(tip);
+      expect(after.files.map((f) => path.basename(f.path))).toEqual([names[2], names[1]]);
+      await writeRawFile(after, path.join(dir, 'resumed.raw'));
+      await after.close();
+      await expectRawEquals(path.join(dir, 'resumed.raw'), disk);
+      await judge(path.join(dir, 'resumed.qemu.raw'), d1, tip);
+      await expectRawEquals(path.join(dir, 'resumed.qemu.raw'), disk);
+    }
+    console.log(`kill trials interrupted mid-merge: ${midMerge}/24, steps at kill: ${JSON.stringify(steps)}`);
+    expect(midMerge).toBeGreaterThan(0);
+  });
+});
