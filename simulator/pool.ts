@@ -1,0 +1,54 @@
+import type { MethodTable } from './methods';
+import { Db, type XRecord } from './objects/db';
+import { Faults, Stats } from './objects/faults';
+import { CLASSES } from './objects/schema';
+import type { BlockStore } from './storage/blockstore';
+
+export interface PoolSettings {
+  /** merge unreferenced layers when snapshots are deleted */
+  autoCoalesce: boolean;
+  /** VHD chain length at which a snapshot fails with SR_BACKEND_FAILURE_109 (sm: 30) */
+  maxChainLength: number;
+}
+
+/** Everything one simulated pool holds: its database, disks, sessions, faults and counters. */
+export class PoolState {
+  readonly db = new Db(CLASSES);
+  readonly faults = new Faults();
+  readonly stats = new Stats();
+  readonly settings: PoolSettings = { autoCoalesce: true, maxChainLength: 30 };
+  /** SR refs made full through the control API */
+  readonly fullSrs = new Set<string>();
+  /** task ref → how to abort the work it tracks */
+  readonly cancellers = new Map<string, () => void>();
+  methods: MethodTable = new Map();
+  poolRef = '';
+  hostRef = '';
+  private saveTimer: NodeJS.Timeout | undefined;
+  onChange: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly users: { username: string; password: string }[],
+    readonly store: BlockStore,
+  ) {}
+
+  get(cls: string, ref: string): XRecord {
+    return this.db.get(cls, ref);
+  }
+
+  /** Schedules a save of the state (debounced). */
+  changed(): void {
+    if (!this.onChange || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.onChange?.();
+    }, 200);
+    this.saveTimer.unref();
+  }
+
+  flushTimers(): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+  }
+}

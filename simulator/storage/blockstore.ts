@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Disk data is kept in 2 MiB blocks, the VHD block size, so a delta is a set of whole blocks. */
+export const BLOCK_SIZE = 2 * 1024 * 1024;
+export const ZERO_BLOCK: Buffer = Buffer.alloc(BLOCK_SIZE);
+
+export interface LayerMeta {
+  id: string;
+  parent: string | null;
+  /** block index → slot in the layer's data file */
+  blocks: Record<number, number>;
+  slots: number;
+}
+
+export interface StoreMeta {
+  layers: LayerMeta[];
+  /** VDI uuid → head layer id */
+  heads: Record<string, string>;
+}
+
+/**
+ * Copy-on-write block storage, like the VHD chains of XCP-ng's file SR: a layer holds the blocks
+ * written while it was a leaf, in a sparse data file; a VDI points at a head layer and reads through
+ * the parents. A snapshot freezes the head and gives the source a new empty leaf, so unchanged blocks
+ * are shared and the blocks changed between two snapshots are exactly the blocks of the layers that
+ * separate them (no whole-disk diff). Coalescing merges a layer no VDI points at into its only child.
+ */
+export class BlockStore {
+  private readonly layers = new Map<string, LayerMeta>();
+  private readonly heads = new Map<string, string>();
+  private readonly files = new Map<string, Promise<FileHandle>>();
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  load(meta: StoreMeta): void {
+    for (const l of meta.layers) this.layers.set(l.id, l);
+    for (const [vdi, head] of Object.entries(meta.heads)) this.heads.set(vdi, head);
+  }
+
+  dump(): StoreMeta {
+    return { layers: [...this.layers.values()], heads: Object.fromEntries(this.heads) };
+  }
+
+  private layer(id: string): LayerMeta {
+    const l = this.layers.get(id);
+    if (!l) throw new Error(`no storage layer ${id}`);
+    return l;
+  }
+
+  private newLayer(parent: string | null): string {
+    const id = randomUUID();
+    this.layers.set(id, { id, parent, blocks: {}, slots: 0 });
+    return id;
+  }
+
+  hasVdi(vdi: string): boolean {
+    return this.heads.has(vdi);
+  }
+
+  private head(vdi: string): string {
+    const h = this.heads.get(vdi);
+    if (!h) throw new Error(`no storage for VDI ${vdi}`);
+    return h;
+  }
+
+  /** Layers from head to root. */
+  chain(vdi: string): LayerMeta[] {
+    const out: LayerMeta[] = [];
+    for (let id: string | null = this.head(vdi); id !== null; id = this.layer(id).parent)
+      out.push(this.layer(id));
+    return out;
+  }
+
+  chainLength(vdi: string): number {
+    return this.chain(vdi).length;
+  }
+
+  createVdi(vdi: string): void {
+    this.heads.set(vdi, this.newLayer(null));
+  }
+
+  /** `snap` shares `src`'s current content; `src` continues on a new empty leaf if its head was writable. */
+  snapshotVdi(src: string, snap: string): void {
+    const h = this.head(src);
+    if (this.isWritable(h)) this.heads.set(src, this.newLayer(h));
+    this.heads.set(snap, h);
+  }
+
+  /** A writable copy-on-write child of `src`'s current content. */
+  cloneVdi(src: string, clone: string): void {
+    this.snapshotVdi(src, clone);
+    this.heads.set(clone, this.newLayer(this.head(clone)));
+  }
+
+  private children(id: string): number {
+    let n = 0;
+    for (const l of this.layers.values()) if (l.parent === id) n++;
+    return n;
+  }
+
+  private headRefs(id: string): number {
+    let n = 0;
+    for (const h of this.heads.values()) if (h === id) n++;
+    return n;
+  }
+
+  private isWritable(id: string): boolean {
+    return this.children(id) === 0 && this.headRefs(id) <= 1;
+  }
+
+  /** The layer to write `vdi`'s blocks into, adding a leaf when the head is shared or frozen. */
+  private writableHead(vdi: string): LayerMeta {
+    const h = this.head(vdi);
+    if (this.isWritable(h)) return this.layer(h);
+    const leaf = this.newLayer(h);
+    this.heads.set(vdi, leaf);
+    return this.layer(leaf);
+  }
+
+  private file(id: string): Promise<FileHandle> {
+    let f = this.files.get(id);
+    if (!f) {
+      f = open(join(this.dir, `${id}.blocks`), 'a+').then(async (fh) => {
+        await fh.close();
+        return open(join(this.dir, `${id}.blocks`), 'r+');
+      });
+      this.files.set(id, f);
+    }
+    return f;
+  }
+
+  /** Which layer of the chain holds block `index`, if any. */
+  private holder(vdi: string, index: number): LayerMeta | undefined {
+    for (let id: string | null = this.head(vdi); id !== null; ) {
+      const l = this.layer(id);
+      if (l.blocks[index] !== undefined) return l;
+      id = l.parent;
+    }
+    return undefined;
+  }
+
+  isAllocated(vdi: string, index: number): boolean {
+    return this.holder(vdi, index) !== undefined;
+  }
+
+  /** The current content of block `index` (a fresh buffer, or the shared ZERO_BLOCK: do not mutate). */
+  async readBlock(vdi: string, index: number): Promise<Buffer> {
+    const l = this.holder(vdi, index);
+    if (!l) return ZERO_BLOCK;
+    return this.readLayerBlock(l, index);
+  }
+
+  private async readLayerBlock(l: LayerMeta, index: number): Promise<Buffer> {
+    const fh = await this.file(l.id);
+    const buf = Buffer.allocUnsafe(BLOCK_SIZE);
+    const { bytesRead } = await fh.read(buf, 0, BLOCK_SIZE, l.blocks[index] * BLOCK_SIZE);
+    if (bytesRead < BLOCK_SIZE) buf.fill(0, bytesRead);
+    return buf;
+  }
+
+  /** Replaces block `index` (data: exactly BLOCK_SIZE bytes). */
+  async writeBlock(vdi: string, index: number, data: Buffer): Promise<void> {
+    if (data.length !== BLOCK_SIZE)
+      throw new Error(`block write of ${data.length} bytes, expected ${BLOCK_SIZE}`);
+    const l = this.writableHead(vdi);
+    await this.writeLayerBlock(l, index, data);
+  }
+
+  private async writeLayerBlock(l: LayerMeta, index: number, data: Buffer): Promise<void> {
+    let slot = l.blocks[index];
+    if (slot === undefined) {
+      slot = l.slots++;
+      l.blocks[index] = slot;
+    }
+    const fh = await this.file(l.id);
+    await fh.write(data, 0, BLOCK_SIZE, slot * BLOCK_SIZE);
+  }
+
+  /** Writes `data` at byte `offset`, read-modify-write on the blocks it touches. */
+  async writeBytes(vdi: string, offset: number, data: Buffer): Promise<void> {
+    let pos = 0;
+    while (pos < data.length) {
+      const at = offset + pos;
+      const index = Math.floor(at / BLOCK_SIZE);
+      const within = at % BLOCK_SIZE;
+      const n = Math.min(BLOCK_SIZE - within, data.length - pos);
+      let block: Buffer;
+      if (within === 0 && n === BLOCK_SIZE) block = data.subarray(pos, pos + n);
+      else {
+        block = Buffer.from(await this.readBlock(vdi, index));
+        data.copy(block, within, pos, pos + n);
+      }
+      await this.writeBlock(vdi, index, block);
+      pos += n;
+    }
+  }
+
+  /** Every block allocated somewhere in the chain, ascending. */
+  allocatedBlocks(vdi: string): number[] {
+    const set = new Set<number>();
+    for (const l of this.chain(vdi)) for (const k of Object.keys(l.blocks)) set.add(Number(k));
+    return [...set].sort((a, b) => a - b);
+  }
+
+  /**
+   * Blocks that may differ between `vdi` and `base`: those held by layers in one chain and not the
+   * other (symmetric difference, as XAPI's vhd-tool computes it). Costs the size of those layers.
+   */
+  deltaBlocks(vdi: string, base: string): number[] {
+    const a = this.chain(vdi);
+    const b = this.chain(base);
+    const inA = new Set(a.map((l) => l.id));
+    const inB = new Set(b.map((l) => l.id));
+    const set = new Set<number>();
+    for (const l of [...a.filter((l) => !inB.has(l.id)), ...b.filter((l) => !inA.has(l.id))]) {
+      for (const k of Object.keys(l.blocks)) set.add(Number(k));
+    }
+    return [...set].sort((x, y) => x - y);
+  }
+
+  /** Bytes held by the VDI's own head layer. */
+  headBytes(vdi: string): number {
+    return this.layer(this.head(vdi)).slots * BLOCK_SIZE;
+  }
+
+  /** Bytes of all layers (what the SR holds). */
+  totalBytes(vdis: Iterable<string>): number {
+    const seen = new Set<string>();
+    let n = 0;
+    for (const v of vdis) {
+      if (!this.heads.has(v)) continue;
+      for (const l of this.chain(v)) {
+        if (seen.has(l.id)) continue;
+        seen.add(l.id);
+        n += l.slots * BLOCK_SIZE;
+      }
+    }
+    return n;
+  }
+
+  async deleteVdi(vdi: string, autoCoalesce: boolean): Promise<void> {
+    this.heads.delete(vdi);
+    await this.collect();
+    if (autoCoalesce) await this.coalesce();
+  }
+
+  /** Deletes layers nobody reads (no VDI head, no child). */
+  private async collect(): Promise<void> {
+    for (let again = true; again; ) {
+      again = false;
+      for (const l of [...this.layers.values()]) {
+        if (this.headRefs(l.id) === 0 && this.children(l.id) === 0) {
+          await this.dropLayer(l.id);
+          again = true;
+        }
+      }
+    }
+  }
+
+  /** Merges each layer that no VDI points at into its only child; returns how many were merged. */
+  async coalesce(): Promise<number> {
+    let merged = 0;
+    for (let again = true; again; ) {
+      again = false;
+      for (const l of [...this.layers.values()]) {
+        if (this.headRefs(l.id) !== 0 || this.children(l.id) !== 1) continue;
+        const child = [...this.layers.values()].find((c) => c.parent === l.id)!;
+        for (const k of Object.keys(l.blocks)) {
+          const index = Number(k);
+          if (child.blocks[index] === undefined)
+            await this.writeLayerBlock(child, index, await this.readLayerBlock(l, index));
+        }
+        child.parent = l.parent;
+        await this.dropLayer(l.id);
+        merged++;
+        again = true;
+      }
+    }
+    return merged;
+  }
+
+  private async dropLayer(id: string): Promise<void> {
+    this.layers.delete(id);
+    const f = this.files.get(id);
+    this.files.delete(id);
+    if (f) await (await f).close();
+    await rm(join(this.dir, `${id}.blocks`), { force: true });
+  }
+
+  async close(): Promise<void> {
+    const fs = [...this.files.values()];
+    this.files.clear();
+    for (const f of fs) await (await f).close();
+  }
+}

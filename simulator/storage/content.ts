@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { BLOCK_SIZE, type BlockStore, ZERO_BLOCK } from './blockstore';
+import { seededBytes, seededIndices } from './random';
+
+/** Fills `count` seeded-random blocks of a VDI with seeded-random bytes; returns their indices. */
+export async function writeRandomBlocks(
+  store: BlockStore,
+  vdi: string,
+  virtualSize: number,
+  count: number,
+  seed: string | number,
+): Promise<number[]> {
+  const nblocks = Math.ceil(virtualSize / BLOCK_SIZE);
+  const indices = seededIndices(seed, count, nblocks);
+  for (const i of indices) {
+    const data = seededBytes(seed, i, BLOCK_SIZE);
+    const tail = virtualSize - i * BLOCK_SIZE;
+    if (tail < BLOCK_SIZE) data.fill(0, tail);
+    await store.writeBlock(vdi, i, data);
+  }
+  return indices;
+}
+
+/** Builds an ext4 filesystem from a folder (`mke2fs -d`) and writes its non-zero blocks. */
+export async function writeExt4FromFolder(
+  store: BlockStore,
+  vdi: string,
+  virtualSize: number,
+  folder: string,
+): Promise<void> {
+  const img = join(
+    tmpdir(),
+    `xcpb-sim-ext4-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}.img`,
+  );
+  try {
+    const fh = await open(img, 'w');
+    await fh.truncate(virtualSize);
+    await fh.close();
+    await promisify(execFile)('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', folder, img]);
+    const src = await open(img, 'r');
+    try {
+      const buf = Buffer.alloc(BLOCK_SIZE);
+      for (let i = 0; i * BLOCK_SIZE < virtualSize; i++) {
+        buf.fill(0);
+        await src.read(buf, 0, BLOCK_SIZE, i * BLOCK_SIZE);
+        if (!buf.equals(ZERO_BLOCK)) await store.writeBlock(vdi, i, Buffer.from(buf));
+      }
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await rm(img, { force: true });
+  }
+}
