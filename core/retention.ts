@@ -186,6 +186,8 @@ export interface ChainBackup {
   id: string;
   /** VHD paths the backup references (same form as VhdLink.path); empty for a full (XVA) backup. */
   vhds: readonly string[];
+  /** What the metadata says of each VHD (path → differencing); a stale flag gets an update-metadata. */
+  differencing?: Readonly<Record<string, boolean>>;
 }
 
 /** A VHD file present on the remote and its parent file (null for a full/dynamic VHD). */
@@ -251,12 +253,13 @@ export function planChainRetention(input: {
 
   const kept = input.backups.filter((b) => !removeIds.has(b.id));
   const referenced = new Set(kept.flatMap((b) => b.vhds));
-  const backupsReferencing = (path: string) => kept.filter((b) => b.vhds.includes(path));
 
   const merges: RetentionOperation[] = [];
   const updates: RetentionOperation[] = [];
   const vhdDeletions: RetentionOperation[] = [];
   const seen = new Set<string>();
+  /** kept VHD → whether it is still differencing once merged into its removed ancestors */
+  const mergedInto = new Map<string, boolean>();
 
   const runStarts = [...nodes.values()]
     .filter(
@@ -281,18 +284,27 @@ export function planChainRetention(input: {
     }
     for (let i = 1; i < run.length; i++) merges.push({ kind: 'merge', child: run[i]!, parent: run[i - 1]! });
     merges.push({ kind: 'merge', child: next, parent: run[run.length - 1]! });
-    for (const b of backupsReferencing(next)) {
-      updates.push({
-        kind: 'update-metadata',
-        backupId: b.id,
-        vhd: next,
-        differencing: start.parent !== null,
-      });
-    }
+    mergedInto.set(next, start.parent !== null);
   }
   // Unreferenced VHDs inside a loop of parent links were never reached from a run start.
   for (const v of nodes.values()) {
     if (!referenced.has(v.path) && !seen.has(v.path)) throw new Error(`VHD parent links loop at ${v.path}`);
+  }
+
+  // Metadata must say what the files are: after a merge, and also when an earlier run crashed between
+  // its merge and its metadata update (the flag is then stale; this makes the re-run finish the job).
+  for (const b of kept) {
+    for (const vhd of b.vhds) {
+      const node = nodes.get(vhd);
+      if (node === undefined) continue; // missing: the backup is broken, nothing to say
+      const differencing = mergedInto.get(vhd) ?? node.parent !== null;
+      if (
+        mergedInto.has(vhd) ||
+        (b.differencing?.[vhd] !== undefined && b.differencing[vhd] !== differencing)
+      ) {
+        updates.push({ kind: 'update-metadata', backupId: b.id, vhd, differencing });
+      }
+    }
   }
 
   const backupDeletions: RetentionOperation[] = input.backups
