@@ -99,7 +99,8 @@ export async function applyRetention(
     withMetadata.map((e) => ({
       id: e.id,
       timestamp: e.timestamp,
-      scheduleId: e.metadata?.scheduleId ?? '',
+      // Unreadable metadata belongs to no one we can name: unrestorable, so this run may remove it.
+      scheduleId: e.metadata?.scheduleId ?? policy.scheduleId,
       mode: e.metadata?.mode ?? policy.mode,
       ok: e.status === 'ok',
       problem: e.problems.join('; '),
@@ -117,6 +118,8 @@ export async function applyRetention(
   if (options.dryRun) return report;
 
   const inVmDir = (path: string) => resolveInVmDir(vmUuid, path);
+  // Merges write through local paths, around the Remote: make sure the remote takes writes first.
+  if (plan.operations.length > 0) await remote.checkWritable();
   for (const op of plan.operations) {
     await execute(remote, op, byId, deps, inVmDir);
     report.done.push(describeOperation(op));
