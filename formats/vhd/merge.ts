@@ -161,16 +161,18 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
         const c = (await child.readBlockRaw(index))!;
         const at = parent.bat!.offset(index);
         if (at !== undefined) {
-          const p = (await parent.readBlockRaw(index))!;
-          const merged = mergeBlock(p, c);
+          // A full child block replaces the parent's outright; a partial one is merged sector by sector.
+          const merged = bitmapIsFull(c.bitmap)
+            ? stored(c)
+            : mergeBlock((await parent.readBlockRaw(index))!, c);
           await fh.write(merged, 0, merged.length, at);
         } else {
           // Keep a valid footer at the end of the file at every instant: footer first, then the block
           // over the old footer's place.
           const x = end - FOOTER_SIZE;
           await fh.write(footer, 0, FOOTER_SIZE, x + STORED_BLOCK_SIZE);
-          await fh.write(c.bitmap, 0, BITMAP_SIZE, x);
-          await fh.write(c.data, 0, c.data.length, x + BITMAP_SIZE);
+          const block = stored(c);
+          await fh.write(block, 0, block.length, x);
           end = x + STORED_BLOCK_SIZE + FOOTER_SIZE;
           newEntries.push({ index, sector: x / SECTOR_SIZE });
         }
@@ -196,14 +198,17 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
   }
 }
 
+/** Bitmap + data as one buffer (no copy when they are already contiguous, as readBlockRaw returns them). */
+function stored(c: { bitmap: Buffer; data: Buffer }): Buffer {
+  if (c.bitmap.buffer === c.data.buffer && c.data.byteOffset === c.bitmap.byteOffset + BITMAP_SIZE) {
+    return Buffer.from(c.bitmap.buffer, c.bitmap.byteOffset, BITMAP_SIZE + c.data.length);
+  }
+  return Buffer.concat([c.bitmap, c.data]);
+}
+
 /** Parent block ∪ child block: child sectors where the child's bitmap is set, else the parent's. */
 function mergeBlock(p: { bitmap: Buffer; data: Buffer }, c: { bitmap: Buffer; data: Buffer }): Buffer {
   const out = Buffer.alloc(STORED_BLOCK_SIZE);
-  if (bitmapIsFull(c.bitmap)) {
-    out.fill(0xff, 0, BITMAP_SIZE);
-    c.data.copy(out, BITMAP_SIZE);
-    return out;
-  }
   for (let i = 0; i < BITMAP_SIZE; i++) out[i] = p.bitmap[i] | c.bitmap[i];
   p.data.copy(out, BITMAP_SIZE);
   for (let s = 0; s < SECTORS_PER_BLOCK; s++) {

@@ -32,7 +32,8 @@ export interface VhdFile {
 }
 
 async function readExactly(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
+  // allocUnsafe is fine: only the bytes actually read are returned.
+  const buf = Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, offset + done);

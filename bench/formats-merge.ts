@@ -1,0 +1,74 @@
+// Merging a delta into its parent vs a plain copy of the same changed bytes.
+// node --import tsx bench/formats-merge.ts   (XCPB_BENCH_DISK_GIB=4, XCPB_BENCH_CHANGED_GIB=1)
+import { createWriteStream } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { blockCount, createVhdStream, mergeVhdIntoParent, openVhdFile, VHD_BLOCK_SIZE } from '../formats/vhd';
+import {
+  benchDir,
+  envNumber,
+  GiB,
+  maxRssMiB,
+  rate,
+  report,
+  spreadBlocks,
+  syntheticSource,
+  time,
+} from './formats-lib/common';
+
+const size = Math.round((envNumber('XCPB_BENCH_DISK_GIB', 4) * GiB) / VHD_BLOCK_SIZE) * VHD_BLOCK_SIZE;
+const changed = Math.round((envNumber('XCPB_BENCH_CHANGED_GIB', 1) * GiB) / VHD_BLOCK_SIZE);
+const total = blockCount(size);
+
+const { dir, cleanup } = await benchDir();
+try {
+  const parentBlocks = spreadBlocks(total, Math.round(total / 2));
+  // The delta's blocks: a spread over the whole disk, so about half land on blocks the parent has
+  // (merged in place) and half are new (appended).
+  const deltaBlocks = spreadBlocks(total, Math.min(total, changed), 1);
+  const uuid = crypto.randomUUID();
+  await pipeline(
+    createVhdStream(syntheticSource(size, parentBlocks, 0), { uuid }),
+    createWriteStream(path.join(dir, 'a.vhd')),
+  );
+  const childPath = path.join(dir, 'b.vhd');
+  await pipeline(
+    createVhdStream(syntheticSource(size, deltaBlocks, 1), {
+      parent: { uuid, name: 'a.vhd', timestamp: new Date() },
+    }),
+    createWriteStream(childPath),
+  );
+  const bytes = deltaBlocks.length * VHD_BLOCK_SIZE;
+  // Baseline: read the delta's blocks and write them into another file, then fsync.
+  const copyFile = path.join(dir, 'copy.bin');
+  const copy = await time(async () => {
+    const child = await openVhdFile(childPath);
+    const out = await open(copyFile, 'w');
+    let o = 0;
+    for (const i of deltaBlocks) {
+      const raw = (await child.readBlockRaw(i))!;
+      await out.write(raw.data, 0, raw.data.length, o);
+      o += raw.data.length;
+    }
+    await out.sync();
+    await out.close();
+    await child.close();
+  });
+  await unlink(copyFile);
+  const parent = await openVhdFile(path.join(dir, 'a.vhd'));
+  const inPlace = deltaBlocks.filter((i) => parent.hasBlock(i)).length;
+  await parent.close();
+  const merge = await time(() => mergeVhdIntoParent(childPath));
+  report(
+    `Merge: ${size / GiB} GiB disk, delta of ${deltaBlocks.length} blocks (${(bytes / GiB).toFixed(2)} GiB; ${inPlace} over parent blocks, ${deltaBlocks.length - inPlace} new)`,
+    [
+      ['plain copy (baseline)', `${copy.ms.toFixed(0)} ms, ${rate(bytes, copy.ms)}`],
+      ['mergeVhdIntoParent', `${merge.ms.toFixed(0)} ms, ${rate(bytes, merge.ms)}`],
+      ['ratio merge / copy', `${(merge.ms / copy.ms).toFixed(2)}x`],
+      ['peak RSS', `${maxRssMiB().toFixed(0)} MiB`],
+    ],
+  );
+} finally {
+  await cleanup();
+}
