@@ -47,6 +47,12 @@ async function listOrEmpty(remote: Remote, dir: string): Promise<string[]> {
 
 const visible = (name: string) => !name.startsWith('.');
 
+/**
+ * A failure of the remote rather than of the entry (I/O error, permissions, remote gone): the whole
+ * listing fails instead of calling the entry broken, because retention removes broken entries.
+ */
+const isTransient = (error: unknown): boolean => error instanceof RemoteError && error.code !== 'ENOENT';
+
 /** Drops XO's listing cache so XO rebuilds it from the JSON files we changed. */
 async function invalidateXoCache(remote: Remote, vmUuid: string): Promise<void> {
   await remote.delete(`${vmBackupDir(vmUuid)}/${XO_CACHE_FILE}`);
@@ -136,13 +142,71 @@ function folderIndex(remote: Remote): FolderIndex {
   };
 }
 
+/**
+ * Follows each VHD's parents up to a full disk, like XO's clean-vm: a backup is broken if any VHD of
+ * its chain is unreadable or missing. The VHD header, not the metadata flag, says whether a parent is
+ * needed (a merge may have made a delta full before its metadata was rewritten). Memoized per listing.
+ */
+interface ChainChecker {
+  /** undefined when the chain is whole; else a sentence with `{vhd}` standing for the backup's ref */
+  problemOf(vhdPath: string): Promise<string | undefined>;
+}
+
+function chainChecker(
+  remote: Remote,
+  readVhdParent: NonNullable<ListOptions['readVhdParent']>,
+): ChainChecker {
+  const parents = new Map<string, Promise<string | null>>();
+  const exists = new Map<string, Promise<boolean>>();
+  const parentOf = (path: string) => {
+    let parent = parents.get(path);
+    if (parent === undefined) {
+      parent = readVhdParent(remote, path);
+      parents.set(path, parent);
+    }
+    return parent;
+  };
+  const present = (path: string) => {
+    let found = exists.get(path);
+    if (found === undefined) {
+      found = remote.exists(path);
+      exists.set(path, found);
+    }
+    return found;
+  };
+  return {
+    async problemOf(vhdPath) {
+      const visited = new Set<string>();
+      for (let current = vhdPath; ; ) {
+        visited.add(current);
+        let parent: string | null;
+        try {
+          parent = await parentOf(current);
+        } catch (error) {
+          if (isTransient(error)) throw error;
+          const why = error instanceof Error ? error.message : String(error);
+          return current === vhdPath
+            ? `unreadable VHD {vhd}: ${why}`
+            : `delta {vhd}: its ancestor ${current} is unreadable: ${why}`;
+        }
+        if (parent === null) return undefined;
+        if (!(await present(parent))) {
+          return `delta {vhd}: its ${current === vhdPath ? 'parent' : 'ancestor'} ${parent} is missing`;
+        }
+        if (visited.has(parent)) return `delta {vhd}: its parent links loop at ${parent}`;
+        current = parent;
+      }
+    },
+  };
+}
+
 async function readEntry(
   remote: Remote,
   vmUuid: string,
   basename: string,
   rootNames: Set<string>,
   index: FolderIndex,
-  options: ListOptions,
+  chains: ChainChecker | undefined,
 ): Promise<BackupEntry> {
   const vmDir = vmBackupDir(vmUuid);
   const id = `${vmDir}/${basename}.json`;
@@ -164,7 +228,7 @@ async function readEntry(
   try {
     raw = JSON.parse((await remote.readFile(id)).toString());
   } catch (error) {
-    if (isRemoteError(error, 'UNAVAILABLE')) throw error; // the remote is gone, not this entry
+    if (isTransient(error)) throw error;
     broken(
       `unreadable metadata: ${error instanceof SyntaxError ? `invalid JSON (${error.message})` : String(error)}`,
     );
@@ -218,19 +282,9 @@ async function readEntry(
   if (Object.keys(metadata.vhds).length === 0) broken('delta backup without disks');
   for (const vhdRef of Object.values(metadata.vhds)) {
     const path = await need(vhdRef);
-    if (path === undefined || options.readVhdParent === undefined) continue;
-    // The VHD header, not the metadata flag, says whether a parent is needed (a merge may have made a
-    // delta full before its metadata was rewritten).
-    let parent: string | null;
-    try {
-      parent = await options.readVhdParent(remote, path);
-    } catch (error) {
-      if (isRemoteError(error, 'UNAVAILABLE')) throw error;
-      broken(`unreadable VHD ${vhdRef}: ${error instanceof Error ? error.message : String(error)}`);
-      continue;
-    }
-    if (parent !== null && !(await remote.exists(parent)))
-      broken(`delta ${vhdRef}: its parent ${parent} is missing`);
+    if (path === undefined || chains === undefined) continue;
+    const problem = await chains.problemOf(path);
+    if (problem !== undefined) broken(problem.replace('{vhd}', vhdRef));
   }
   return entry;
 }
@@ -245,13 +299,14 @@ export async function listVmBackups(
   const names = (await listOrEmpty(remote, vmDir)).filter(visible);
   const rootNames = new Set(names);
   const index = folderIndex(remote);
+  const chains = options.readVhdParent && chainChecker(remote, options.readVhdParent);
   const entries: BackupEntry[] = [];
   const withMetadata = new Set<string>();
   for (const name of names) {
     const m = TS_JSON.exec(name);
     if (m === null) continue;
     withMetadata.add(m[1]!);
-    entries.push(await readEntry(remote, vmUuid, m[1]!, rootNames, index, options));
+    entries.push(await readEntry(remote, vmUuid, m[1]!, rootNames, index, chains));
   }
 
   // Data without metadata: root XVAs, and VHDs of a `<ts>` that has no JSON.

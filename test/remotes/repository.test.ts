@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backupPaths, resolveInVmDir, vmBackupDir } from '../../remotes/backup-paths';
-import type { Remote } from '../../remotes/remote';
+import { type Remote, RemoteError } from '../../remotes/remote';
 import {
   cleanTemporaryFiles,
   deleteBackup,
@@ -186,6 +186,18 @@ describe('listVmBackups', () => {
       [other, '20261101T150000Z'],
       [VM, '20261102T030000Z'],
     ]);
+  });
+
+  it('fails as a whole on an I/O error instead of calling the entry broken (retention would delete it)', async () => {
+    await writeDeltaChain(remote, 2);
+    const flaky: Remote = Object.assign(Object.create(remote), {
+      readFile: async (path: string) => {
+        if (path.endsWith('20261102T030000Z.json'))
+          throw new RemoteError('nas', path, 'EIO', 'read failed: EIO');
+        return remote.readFile(path);
+      },
+    });
+    await expect(listVmBackups(flaky, VM)).rejects.toMatchObject({ code: 'EIO', remoteId: 'nas' });
   });
 
   it('fails as a whole, naming the remote, when the remote itself is gone', async () => {
