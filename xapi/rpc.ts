@@ -16,7 +16,7 @@ export class XapiRpc {
   private readonly client: xmlrpc.Client;
   private readonly retries: number;
 
-  constructor(private readonly opts: RpcOptions) {
+  constructor(opts: RpcOptions) {
     const secure = opts.url.protocol === 'https:';
     const options: any = {
       host: opts.url.hostname,
