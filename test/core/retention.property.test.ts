@@ -69,7 +69,12 @@ const chainArb = fc
   .record({
     disks: fc.integer({ min: 1, max: 3 }),
     steps: fc.array(
-      fc.record({ fullOn: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }), remove: fc.boolean() }),
+      fc.record({
+        fullOn: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
+        remove: fc.boolean(),
+        // metadata left stale by an earlier run that crashed between a merge and its metadata update
+        staleFlag: fc.boolean(),
+      }),
       {
         minLength: 1,
         maxLength: 14,
@@ -94,7 +99,13 @@ const chainArb = fc
       }
       // some VHDs are orphans already (their metadata deleted by an interrupted earlier run)
       if (!orphans.includes(i)) {
-        backups.push({ id: name, vhds: paths });
+        const differencing = Object.fromEntries(
+          paths.map((path) => [
+            path,
+            (vhds.find((v) => v.path === path)!.parent !== null) !== step.staleFlag,
+          ]),
+        );
+        backups.push({ id: name, vhds: paths, differencing });
         if (step.remove) remove.push(name);
       }
     });
@@ -106,6 +117,11 @@ function replay(input: { backups: ChainBackup[]; vhds: VhdLink[]; remove: string
   const plan = planChainRetention(input);
   const files = new Map(input.vhds.map((v) => [v.path, v.parent]));
   const metadata = new Set(input.backups.map((b) => b.id));
+  const flags = new Map(
+    input.backups.flatMap((b) => b.vhds.map((vhd) => [`${b.id} ${vhd}`, b.differencing?.[vhd]] as const)),
+  );
+  const flagsOf = (b: ChainBackup) =>
+    Object.fromEntries(b.vhds.map((vhd) => [vhd, flags.get(`${b.id} ${vhd}`)!]));
   const kept = input.backups.filter((b) => !input.remove.includes(b.id));
   const wasReadable = (vhd: string) => {
     for (let p: string | null | undefined = vhd; p !== null; p = files.get(p)) {
@@ -131,6 +147,7 @@ function replay(input: { backups: ChainBackup[]; vhds: VhdLink[]; remove: string
         break;
       case 'update-metadata':
         expect(op.differencing).toBe(files.get(op.vhd) !== null);
+        flags.set(`${op.backupId} ${op.vhd}`, op.differencing);
         break;
       case 'delete-backup':
         expect(input.remove).toContain(op.backupId);
@@ -143,7 +160,13 @@ function replay(input: { backups: ChainBackup[]; vhds: VhdLink[]; remove: string
     }
     checkKeptReadable();
   }
-  return { files, metadata, kept };
+  // In the end every kept backup's metadata tells the truth about its disks.
+  for (const b of kept) {
+    for (const vhd of b.vhds) {
+      if (files.has(vhd)) expect(flags.get(`${b.id} ${vhd}`), `${b.id} ${vhd}`).toBe(files.get(vhd) !== null);
+    }
+  }
+  return { files, metadata, kept: kept.map((b) => ({ ...b, differencing: flagsOf(b) })) };
 }
 
 describe('planChainRetention properties', () => {
