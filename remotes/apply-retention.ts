@@ -146,12 +146,14 @@ async function execute(
           'merging a VHD needs a remote with local paths',
         );
       }
-      await deps.mergeVhdIntoParent(localChild);
-      // The contract: parent gone, merged disk at the child's name. Check rather than trust.
-      if ((await remote.exists(inVmDir(op.parent))) || !(await remote.exists(child))) {
-        throw new RemoteError(remote.id, child, 'EIO', `merge into ${op.parent} did not complete`);
+      const parent = inVmDir(op.parent);
+      // The contract: parent gone, merged disk at the child's name. Check rather than trust; a second
+      // call covers a merge that returned early (e.g. it found a finished merge's leftover state file).
+      for (let attempt = 0; attempt < 2; attempt++) {
+        await deps.mergeVhdIntoParent(localChild);
+        if (!(await remote.exists(parent)) && (await remote.exists(child))) return;
       }
-      return;
+      throw new RemoteError(remote.id, child, 'EIO', `merge into ${op.parent} did not complete`);
     }
     case 'update-metadata': {
       const entry = byId.get(op.backupId);

@@ -226,6 +226,43 @@ function crashingAt(inner: Remote, n: number): Remote {
   };
 }
 
+describe('applyRetention and the merge contract', () => {
+  const deps = (merge: (p: string) => Promise<void>) => ({
+    mergeVhdIntoParent: merge,
+    readVhdParent: readFakeVhdParent,
+  });
+
+  it('calls a merge that returned early once more, then goes on', async () => {
+    await writeDeltaChain(remote, 3);
+    const real = fakeMerge();
+    let calls = 0;
+    const lazyOnce = async (p: string) => {
+      if (calls++ === 0) return; // as if it had found and cleared a stale state file
+      await real.merge(p);
+    };
+    await applyRetention(remote, VM, nightly(2), deps(lazyOnce));
+    expect(calls).toBe(2);
+    expect(await remote.list(chainDir)).toEqual(['20261102T030000Z.vhd', '20261103T030000Z.vhd']);
+  });
+
+  it('stops, naming the remote, when the merge never does its job; nothing is deleted', async () => {
+    await writeDeltaChain(remote, 3);
+    const before = await restorable(remote);
+    await expect(
+      applyRetention(
+        remote,
+        VM,
+        nightly(2),
+        deps(async () => {}),
+      ),
+    ).rejects.toMatchObject({
+      remoteId: 'nas',
+      code: 'EIO',
+    });
+    expect(await restorable(remote)).toEqual(before);
+  });
+});
+
 describe('applyRetention after a crash at any step', () => {
   it('leaves every kept backup restorable to the same disk, and a re-run finishes the job', async () => {
     // Reference: the result without any crash.
