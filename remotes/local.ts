@@ -8,8 +8,6 @@ import {
   type AtomicWrite,
   type ByteRange,
   basenameOf,
-  dirnameOf,
-  joinPath,
   normalizeRemotePath,
   type Remote,
   RemoteError,
@@ -219,7 +217,7 @@ class LocalRemote implements Remote {
   }
 
   async checkWritable(): Promise<void> {
-    const probe = joinPath(dirnameOf(''), `.xcpb-write-probe-${process.pid}-${Date.now()}`);
+    const probe = `.xcpb-write-probe-${process.pid}-${Date.now()}`;
     await this.guard('write probe', '', async () => {
       const s = await stat(this.root);
       if (!s.isDirectory()) throw Object.assign(new Error('root is not a directory'), { code: 'ENOTDIR' });
