@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   blockCount,
+  chainBlockSource,
   createChainStream,
   createVhdStream,
   openVhdChain,
@@ -51,11 +52,11 @@ try {
   const rawFile = path.join(dir, 'disk.raw');
   {
     const chain = await openVhdChain(tip);
-    await writeRawFile(chain, rawFile);
+    await writeRawFile(chainBlockSource(chain), rawFile);
     await chain.close();
   }
   const chainForCount = await openVhdChain(tip);
-  const present = chainForCount.blocks;
+  const present = chainForCount.blocks();
   await chainForCount.close();
   const dataBytes = present.length * VHD_BLOCK_SIZE;
   // Baseline: read the same blocks from the raw file (2 MiB reads, warm cache like the chain files).

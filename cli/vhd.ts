@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import {
+  chainBlockSource,
   checkVhdFile,
   createVhdStream,
   DiskType,
@@ -211,7 +212,7 @@ async function toRaw(args: string[], io: CliIo): Promise<number> {
   } = positionals(args, 2, '<file> <out>');
   const chain = await openVhdChain(file);
   try {
-    await writeRawFile(chain, out);
+    await writeRawFile(chainBlockSource(chain), out);
   } finally {
     await chain.close();
   }

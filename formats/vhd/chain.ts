@@ -10,14 +10,14 @@ import type { BlockSource } from './source';
 import { createVhdStream } from './writer';
 
 /** A chain of VHD files (tip first, base last) read as one virtual disk. */
-export interface VhdChain extends BlockSource {
+export interface VhdChain {
   /** Tip first. */
   readonly files: readonly VhdFile[];
   readonly size: number;
   /** The tip's footer UUID: the identity of the disk the chain describes. */
   readonly uuid: string;
   /** Blocks held anywhere in the chain (within the tip's size), ascending. */
-  readonly blocks: readonly number[];
+  blocks(): number[];
   hasBlock(index: number): boolean;
   /** The block as the whole chain describes it (2 MiB). */
   readBlock(index: number): Promise<Buffer>;
@@ -153,7 +153,7 @@ export function makeChain(files: VhdFile[]): VhdChain {
     files,
     size,
     uuid: tip.uuid,
-    blocks,
+    blocks: () => [...blocks],
     hasBlock: (i) => set.has(i),
     readBlock,
     readAt: (offset, length) => readAtVia(size, readBlock, offset, length),
@@ -163,9 +163,14 @@ export function makeChain(files: VhdFile[]): VhdChain {
   };
 }
 
+/** The chain as a BlockSource (for the writers: VHD, XVA, raw). */
+export function chainBlockSource(chain: VhdChain): BlockSource {
+  return { size: chain.size, blocks: chain.blocks(), readBlock: (i) => chain.readBlock(i) };
+}
+
 /** The whole chain as one dynamic VHD stream (what a restore sends to XAPI), with the tip's UUID. */
 export function createChainStream(chain: VhdChain, opts: { timestamp?: Date } = {}): Readable {
-  return createVhdStream(chain, {
+  return createVhdStream(chainBlockSource(chain), {
     uuid: chain.uuid,
     timestamp: opts.timestamp ?? chain.files[0].footer.timestamp,
   });

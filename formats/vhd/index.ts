@@ -8,7 +8,7 @@ export {
   isZero,
   STORED_BLOCK_SIZE,
 } from './bat';
-export { createChainStream, openVhdChain, type VhdChain } from './chain';
+export { chainBlockSource, createChainStream, openVhdChain, type VhdChain } from './chain';
 export { checkVhdFile } from './check';
 export { DiskType, SECTOR_SIZE, VHD_BLOCK_SIZE, VHD_MAX_SIZE } from './constants';
 export { VhdError, type VhdProblemCode } from './errors';
@@ -21,6 +21,7 @@ export { findMergeState, type MergeState } from './merge-state';
 export { mergeStatePath, parentCandidates, resolveParentPath } from './parent';
 export { openRawBlockSource, writeRawFile } from './raw';
 export { openVhdFile, type VhdFile } from './reader';
+export { reidentifyVhdStream } from './reidentify';
 export type { BlockSource, ParentRef, VhdIdentity } from './source';
 export { readVhdStream, type VhdStreamItem } from './stream-reader';
 export { createVhdStream, vhdStreamLength } from './writer';

@@ -11,7 +11,22 @@ import { TAR_END, tarHeader, tarPadding } from './tar';
 export const XVA_CHUNK_SIZE = 1024 * 1024;
 
 /** A disk to put in the XVA: a sparse BlockSource, or a raw byte stream of `size` bytes. */
-export type XvaDisk = { ref: string; source: BlockSource } | { ref: string; stream: Readable; size: number };
+export type XvaDisk =
+  | { ref: string; source: BlockSource }
+  | { ref: string; source: Readable; size: number }
+  | { ref: string; stream: Readable; size: number };
+
+type NormalDisk = { ref: string; source: BlockSource } | { ref: string; stream: Readable; size: number };
+
+function normalize(d: XvaDisk): NormalDisk {
+  if ('stream' in d) return d;
+  if (d.source instanceof Readable || typeof (d.source as unknown as Readable).pipe === 'function') {
+    const size = (d as { size?: number }).size;
+    if (typeof size !== 'number') throw new TypeError(`disk ${d.ref}: a stream source needs its size`);
+    return { ref: d.ref, stream: d.source as Readable, size };
+  }
+  return { ref: d.ref, source: d.source as BlockSource };
+}
 
 export interface XvaInput {
   version?: Partial<XvaVersion>;
@@ -27,7 +42,7 @@ export function chunkName(ref: string, index: number): string {
 }
 
 /** The chunks to write: all-zero chunks skipped except the first and the last. */
-async function* diskChunks(disk: XvaDisk): AsyncGenerator<{ index: number; data: Buffer }> {
+async function* diskChunks(disk: NormalDisk): AsyncGenerator<{ index: number; data: Buffer }> {
   const size = 'source' in disk ? disk.source.size : disk.size;
   const count = Math.ceil(size / XVA_CHUNK_SIZE);
   const keep = (k: number, data: Buffer) => k === 0 || k === count - 1 || !isZero(data);
@@ -73,7 +88,7 @@ async function* generate(input: XvaInput): AsyncGenerator<Buffer> {
   yield xml;
   yield tarPadding(xml.length);
   // XAPI orders disks by the string order of their ids (so Ref:10 comes before Ref:9).
-  const disks = [...input.disks].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  const disks = input.disks.map(normalize).sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   for (const disk of disks) {
     for await (const { index, data } of diskChunks(disk)) {
       const name = chunkName(disk.ref, index);

@@ -2,6 +2,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  chainBlockSource,
   createChainStream,
   createVhdStream,
   mergeVhdIntoParent,
@@ -34,7 +35,7 @@ async function expectAllAgree(
   expect(chain.files.length).toBe(names.length);
   expect(chain.size).toBe(disk.size);
   const viaChain = path.join(dir, `${label}.chain.raw`);
-  await writeRawFile(chain, viaChain);
+  await writeRawFile(chainBlockSource(chain), viaChain);
   await expectRawEquals(viaChain, disk);
   // random-access reads across block boundaries
   for (let k = 0; k < 5; k++) {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { access, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mergeVhdIntoParent, openVhdChain, writeRawFile } from '../../formats/vhd';
+import { chainBlockSource, mergeVhdIntoParent, openVhdChain, writeRawFile } from '../../formats/vhd';
 import { buildChain, expectRawEquals, judge, makeTmp, repoRoot } from './helpers';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
@@ -97,7 +97,7 @@ describe('merge killed with SIGKILL', () => {
       }
       // The chain must read as the right disk right now, interrupted or not.
       const chain = await openVhdChain(tip);
-      await writeRawFile(chain, path.join(dir, 'killed.raw'));
+      await writeRawFile(chainBlockSource(chain), path.join(dir, 'killed.raw'));
       await chain.close();
       await expectRawEquals(path.join(dir, 'killed.raw'), disk);
       const layers = baseLeft ? [base, d1, tip] : [d1, tip];
@@ -109,7 +109,7 @@ describe('merge killed with SIGKILL', () => {
       expect((await readdir(dir)).filter((n) => n.endsWith('.merge.json') || n.endsWith('.tmp'))).toEqual([]);
       const after = await openVhdChain(tip);
       expect(after.files.map((f) => path.basename(f.path))).toEqual([names[2], names[1]]);
-      await writeRawFile(after, path.join(dir, 'resumed.raw'));
+      await writeRawFile(chainBlockSource(after), path.join(dir, 'resumed.raw'));
       await after.close();
       await expectRawEquals(path.join(dir, 'resumed.raw'), disk);
       await judge(path.join(dir, 'resumed.qemu.raw'), d1, tip);
