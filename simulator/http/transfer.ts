@@ -4,6 +4,7 @@ import { XapiFailure } from '../errors';
 import { login } from '../objects/session';
 import { assertNotCancelled, createTask, failTask, isPending, setProgress } from '../objects/tasks';
 import type { PoolState } from '../pool';
+import { prefetch } from './prefetch';
 import { cookies, sendHtmlError } from './util';
 
 /** An authenticated HTTP transfer with the task that tracks it (adopted from `task_id` or created). */
@@ -105,7 +106,7 @@ export async function pump(
   let sent = 0;
   let lastProgress = 0;
   const started = Date.now();
-  for await (const chunk of chunks) {
+  for await (const chunk of prefetch(chunks, 3)) {
     assertNotCancelled(t.pool, t.task);
     if (res.destroyed) throw new XapiFailure('VDI_IO_ERROR', ['Device I/O errors']);
     let piece = chunk;
