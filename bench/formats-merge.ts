@@ -26,7 +26,10 @@ try {
   const parentBlocks = spreadBlocks(total, Math.round(total / 2));
   // The delta's blocks: a spread over the whole disk, so about half land on blocks the parent has
   // (merged in place) and half are new (appended).
-  const deltaBlocks = spreadBlocks(total, Math.min(total, changed), 1);
+  const n = Math.min(total, changed);
+  const deltaBlocks = [
+    ...new Set(spreadBlocks(total, n).map((b, k) => Math.min(total - 1, b + (k % 2)))),
+  ].sort((a, b) => a - b);
   const uuid = crypto.randomUUID();
   await pipeline(
     createVhdStream(syntheticSource(size, parentBlocks, 0), { uuid }),

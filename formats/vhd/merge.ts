@@ -13,7 +13,7 @@ export interface MergeOptions {
   onProgress?(done: number, total: number): void;
   /** Called when a step starts (for logs / heartbeats). */
   onStep?(step: MergeState['step'] | 'done'): void;
-  /** Child blocks made durable per fsync + state write (default 16 = 32 MiB). */
+  /** Child blocks made durable per fsync + state write (default 64 = 128 MiB: what a resume may redo). */
   batchBlocks?: number;
 }
 
@@ -33,8 +33,8 @@ async function exists(p: string): Promise<boolean> {
  *
  * Crash-safe and resumable: progress is kept in `.<parent>.merge.json`; calling again after a crash
  * (at any point) finishes the merge. Ordering, so that the chain reads the right disk at every instant:
- * 1. blocks: for each child block, data first (a new block is appended where the trailing footer was,
- *    after a fresh footer has been written past it, so the file always ends with a valid footer; a
+ * 1. blocks, in batches: data first (new blocks are appended where the trailing footer was, after a
+ *    fresh footer has been written past the batch, so the file always ends with a valid footer; a
  *    block the parent holds is overwritten with parent ∪ child, which readers going through the child
  *    cannot tell apart), fsync, then the BAT entries, fsync, then the state file.
  * 2. identity: the parent's footers take the child's UUID / size / timestamp; readers treat a parent
@@ -146,7 +146,7 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
     }
     const fh = parent.handle;
     const blocks = child.blocks();
-    const batch = Math.max(1, opts.batchBlocks ?? 16);
+    const batch = Math.max(1, opts.batchBlocks ?? 64);
     const entries = parent.header!.maxTableEntries;
     let end = parent.fileSize;
     const footer = encodeFooter(parent.footer);
@@ -155,9 +155,18 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
     while (done < blocks.length) {
       const slice = blocks.slice(done, done + batch);
       const newEntries: { index: number; sector: number }[] = [];
+      // Blocks the parent lacks are appended where its trailing footer is. So that the file ends
+      // with a valid footer at every instant, the footer goes first to the end of this batch.
+      const appended = slice.filter((i) => !parent!.bat!.has(i)).length;
+      let x = end - FOOTER_SIZE;
+      if (appended > 0) {
+        end = x + appended * STORED_BLOCK_SIZE + FOOTER_SIZE;
+        await fh.write(footer, 0, FOOTER_SIZE, end - FOOTER_SIZE);
+      }
       for (const index of slice) {
-        if (index >= entries)
+        if (index >= entries) {
           throw new VhdError('BAD_FIELD', `block ${index} beyond the parent's BAT`, parent.path);
+        }
         const c = (await child.readBlockRaw(index))!;
         const at = parent.bat!.offset(index);
         if (at !== undefined) {
@@ -167,14 +176,10 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
             : mergeBlock((await parent.readBlockRaw(index))!, c);
           await fh.write(merged, 0, merged.length, at);
         } else {
-          // Keep a valid footer at the end of the file at every instant: footer first, then the block
-          // over the old footer's place.
-          const x = end - FOOTER_SIZE;
-          await fh.write(footer, 0, FOOTER_SIZE, x + STORED_BLOCK_SIZE);
           const block = stored(c);
           await fh.write(block, 0, block.length, x);
-          end = x + STORED_BLOCK_SIZE + FOOTER_SIZE;
           newEntries.push({ index, sector: x / SECTOR_SIZE });
+          x += STORED_BLOCK_SIZE;
         }
       }
       await fh.sync();
