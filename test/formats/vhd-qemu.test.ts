@@ -3,7 +3,14 @@ import { createReadStream } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openVhdChain, openVhdFile, readVhdStream, VHD_BLOCK_SIZE, writeRawFile } from '../../formats/vhd';
+import {
+  computeGeometry,
+  openVhdChain,
+  openVhdFile,
+  readVhdStream,
+  VHD_BLOCK_SIZE,
+  writeRawFile,
+} from '../../formats/vhd';
 import { MemDisk, makeTmp, run } from './helpers';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
@@ -73,6 +80,29 @@ describe('VHDs written by qemu-img are read by ours to the same bytes', () => {
       }
     });
   }
+
+  it('our CHS geometry equals the one qemu-img computes, across sizes', async () => {
+    const GiB = 1024 * MiB;
+    for (const size of [
+      1 * MiB,
+      10 * MiB + 512,
+      127 * MiB,
+      500 * MiB,
+      4 * GiB,
+      31 * GiB + 512,
+      127 * GiB,
+      2040 * GiB,
+    ]) {
+      const vhd = path.join(tmp.dir, `geo-${size}.vhd`);
+      // Without force_size qemu-img rounds the size up to a whole CHS geometry (spec algorithm);
+      // with it, qemu writes the 65535/16/255 marker instead, so only this form can be compared.
+      await run('qemu-img', ['create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic', vhd, String(size)]);
+      const f = await openVhdFile(vhd);
+      expect(f.size).toBeGreaterThanOrEqual(Math.min(size, 65535 * 16 * 255 * 512));
+      expect({ size: f.size, ...computeGeometry(f.size) }).toEqual({ size: f.size, ...f.footer.geometry });
+      await f.close();
+    }
+  });
 
   it('an empty raw image converts and reads as zeros', async () => {
     const raw = path.join(tmp.dir, 'empty.raw');

@@ -89,7 +89,14 @@ describe('VHD writer, judged by qemu-img', () => {
           expect(seen).toEqual(disk.blocks);
         },
       ),
-      { numRuns: 12 },
+      {
+        numRuns: 12,
+        examples: [
+          [0, 0, false],
+          [512, 1, true],
+          [2 * 1024 * 1024, 1, false],
+        ],
+      },
     );
   });
 
