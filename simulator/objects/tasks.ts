@@ -6,14 +6,25 @@ import { NULL_REF, XFloat, type XValue } from '../rpc/values';
 import { encodeXmlValue } from '../rpc/xmlrpc';
 import { makeRecord } from './schema';
 
-export function createTask(pool: PoolState, label: string, description = '', session = NULL_REF): string {
+/**
+ * A pending task. `cancellable` tasks list `cancel` in allowed_operations: those made by
+ * task.create (HTTP transfers) and transfer tasks; Async calls of operations that cannot be
+ * interrupted half-way (snapshot, clone…) are not, as in XAPI.
+ */
+export function createTask(
+  pool: PoolState,
+  label: string,
+  description = '',
+  session = NULL_REF,
+  cancellable = true,
+): string {
   const ref = pool.db.insert(
     'task',
     makeRecord('task', {
       name_label: label,
       name_description: description,
       resident_on: pool.hostRef,
-      allowed_operations: ['cancel'],
+      allowed_operations: cancellable ? ['cancel'] : [],
       created: new Date(),
       uuid: randomUUID(),
     }),
@@ -85,6 +96,9 @@ export function registerTaskMethods(table: MethodTable): void {
     const t = ctx.pool.get('task', task);
     if (t.status !== 'pending') {
       fail('OPERATION_NOT_ALLOWED', `task ${task} is ${t.status}, it cannot be cancelled`);
+    }
+    if (!(t.allowed_operations as string[]).includes('cancel')) {
+      fail('OPERATION_NOT_ALLOWED', `task ${task} (${String(t.name_label)}) cannot be cancelled`);
     }
     const abort = ctx.pool.cancellers.get(task);
     if (abort) {

@@ -48,7 +48,7 @@ export async function dispatch(
     pool.db.tryGet('session', String(session))!.last_active = new Date();
   }
   if (isAsync) {
-    const task = createTask(pool, wireName, '', String(session));
+    const task = createTask(pool, wireName, '', String(session), false);
     runInTask(pool, def, String(session), task, args);
     return { kind: 'success', value: task };
   }

@@ -308,3 +308,23 @@ describe('tasks and events', () => {
     ]);
   });
 });
+
+describe('task cancellation', () => {
+  it('a task made by task.create is cancelled at once; an Async snapshot cannot be cancelled half-way', async () => {
+    const t = await rpc(url, 'task.create', session, 'nobody works on it', '');
+    expect(await rpc(url, 'task.get_allowed_operations', session, t)).toEqual(['cancel']);
+    await rpc(url, 'task.cancel', session, t);
+    expect(await rpc(url, 'task.get_status', session, t)).toBe('cancelled');
+    expect(await rpc(url, 'task.get_error_info', session, t)).toEqual(['TASK_CANCELLED', t]);
+    const [code] = await failureOf(url, 'task.cancel', session, t);
+    expect(code).toBe('OPERATION_NOT_ALLOWED');
+
+    const vm = await vmByName(url, session, 'dev-1');
+    await sim.pool('lab').control.delay('VM.snapshot', 200);
+    const snap = await rpc(url, 'Async.VM.snapshot', session, vm, 'not cancellable');
+    const [c2] = await failureOf(url, 'task.cancel', session, snap);
+    expect(c2).toBe('OPERATION_NOT_ALLOWED');
+    expect((await waitTask(url, session, snap)).status).toBe('success');
+    await sim.pool('lab').control.delay('VM.snapshot', 0);
+  });
+});
