@@ -88,12 +88,12 @@ try {
       params: ['root', 'bench'],
     }),
   });
-  const session = (await login.json()).result;
+  const session = ((await login.json()) as { result: string }).result;
   const vdis = await fetch(`${pool.url}/jsonrpc`, {
     method: 'POST',
     body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'VDI.get_all', params: [session] }),
   });
-  const vdi = (await vdis.json()).result[0];
+  const vdi = ((await vdis.json()) as { result: string[] }).result[0];
 
   const blocksDir = join(dataDir, 'bench', 'blocks');
   const layer = readdirSync(blocksDir)
