@@ -17,6 +17,7 @@ export interface DevServerOptions {
   uiPort?: number; // undefined: headless
   dbFile?: string; // undefined: in memory
   logFile?: string;
+  namespaces?: string[]; // created at start, besides "default"
 }
 
 export interface DevServerInfo {
@@ -45,6 +46,7 @@ function startArgs(o: Required<Pick<DevServerOptions, 'ip' | 'port'>> & DevServe
   const args = ['server', 'start-dev', '--ip', o.ip, '--port', String(o.port), '--log-level', 'warn'];
   args.push(...(o.uiPort ? ['--ui-port', String(o.uiPort)] : ['--headless']));
   if (o.dbFile) args.push('--db-filename', o.dbFile);
+  for (const ns of o.namespaces ?? []) args.push('--namespace', ns);
   for (const sa of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', sa);
   return args;
 }

@@ -111,6 +111,10 @@ export const Job = z.strictObject({
   concurrency: count.default(2).describe('VMs in flight at once; 0 = all'),
   fullInterval: count.default(0).describe('a full backup every N runs of the chain (0 = never forced)'),
   catchupWindow: z.string().default('1h').describe('how late a missed scheduled run may still start'),
+  chainWait: z
+    .strictObject({ interval: z.string().default('5m'), maximum: z.string().default('1h') })
+    .default({ interval: '5m', maximum: '1h' })
+    .describe('when a VDI chain is too long to snapshot: how often to look again, and for how long'),
   schedules: z.array(Schedule).default([]),
 });
 
@@ -127,3 +131,4 @@ export type ScheduleConfig = z.infer<typeof Schedule>;
 export type JobConfig = z.infer<typeof Job>;
 export type Config = z.infer<typeof Config>;
 export type Mode = z.infer<typeof Mode>;
+export type Compression = z.infer<typeof Compression>;

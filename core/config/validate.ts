@@ -149,8 +149,22 @@ function crossCheck(config: Config): ConfigProblem[] {
         message: `"${job.catchupWindow}" is not a duration like 1h or 30m`,
       });
     }
+    for (const key of ['interval', 'maximum'] as const) {
+      if (parseDuration(job.chainWait[key]) === undefined) {
+        problems.push({
+          path: `${at}.chainWait.${key}`,
+          message: `"${job.chainWait[key]}" is not a duration like 5m`,
+        });
+      }
+    }
     job.schedules.forEach((s, i) => {
       const sat = `${at}.schedules[${i}]`;
+      if (job.mode === 'snapshot' && s.retention.snapshot < 1) {
+        problems.push({
+          path: `${sat}.retention.snapshot`,
+          message: 'a snapshot job must keep at least 1 snapshot',
+        });
+      }
       if (!timezoneExists(s.timezone)) {
         problems.push({
           path: `${sat}.timezone`,

@@ -13,8 +13,13 @@ declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     temporalCli: string;
+    namespaceClaims: string;
   }
 }
+
+/** One namespace per integration test file (claimed by test/helpers/temporal.ts), so the workers of
+ * files running in parallel never take each other's tasks. */
+export const TEST_NAMESPACES = Array.from({ length: 24 }, (_, i) => `xcpb-test-${i}`);
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (process.env.XCPB_TEST_TEMPORAL === 'off') return undefined;
@@ -24,8 +29,10 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     cli,
     dbFile: path.join(dir, 'temporal.db'),
     logFile: path.join(dir, 'server.log'),
+    namespaces: TEST_NAMESPACES,
   });
   project.provide('temporalAddress', server.address);
   project.provide('temporalCli', cli);
+  project.provide('namespaceClaims', dir);
   return () => server.stop();
 }

@@ -1,0 +1,164 @@
+// What the workflows ask of activities. Types only: workflows import this file with `import type`,
+// so no I/O code reaches the workflow bundle.
+import type { Compression, JobConfig } from '../core/config/schema';
+import type { DiskPlan, JobSnapshot } from '../core/delta-base';
+import type { SnapshotMode } from '../core/snapshot-mode';
+import type { SnapshotVerdict } from '../core/snapshot-retention';
+import type { SelectionResult } from '../core/vm-selection';
+
+export interface VmRef {
+  poolId: string;
+  vmUuid: string;
+}
+
+export interface DiskInfo {
+  vdiUuid: string;
+  name: string;
+  size: number;
+  /** left out because its name carries [NOBAK] */
+  ignored: boolean;
+}
+
+export interface Preflight {
+  vmName: string;
+  powerState: string;
+  tags: string[];
+  snapshotMode: SnapshotMode;
+  snapshotModeWhy: string;
+  disks: DiskInfo[];
+  /** set when a disk's VDI chain is too long to snapshot safely */
+  unhealthyChain?: string;
+}
+
+export interface SnapshotInfo {
+  uuid: string;
+  datetime: string; // <ts> of the backup, taken right after the snapshot
+  kind: 'snapshot' | 'checkpoint' | 'quiesced';
+  note?: string; // e.g. why a quiesced snapshot fell back to a normal one
+  /** live VDI uuid → snapshot VDI uuid, for the disks in the snapshot */
+  vdis: Record<string, string>;
+  suspendVdiUuid?: string;
+}
+
+export interface TargetOutcome {
+  remoteId: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface TransferResult {
+  bytes: number;
+  path: string; // relative to the VM's backup directory
+  differencing: boolean;
+  targets: TargetOutcome[];
+}
+
+export interface ExportDiskRequest extends VmRef {
+  jobId: string;
+  runId: string;
+  datetime: string;
+  snapshotVdiUuid: string;
+  /** the directory of the chain: the live VDI's uuid (the suspend VDI's own uuid for memory) */
+  chainVdiUuid: string;
+  baseVdiUuid?: string;
+  baseDatetime?: string;
+  remoteIds: string[];
+}
+
+export interface ExportVmRequest extends VmRef {
+  jobId: string;
+  datetime: string;
+  snapshotUuid: string;
+  compression: Compression;
+  remoteIds: string[];
+}
+
+export interface MetadataDisk {
+  snapshotVdiUuid: string;
+  path: string;
+  differencing: boolean;
+}
+
+export interface WriteMetadataRequest extends VmRef {
+  jobId: string;
+  scheduleId?: string;
+  mode: 'full' | 'delta';
+  datetime: string;
+  snapshotUuid: string;
+  remoteIds: string[];
+  disks: MetadataDisk[];
+  xvaPath?: string;
+  size: number;
+  timezone: string;
+}
+
+export interface RetentionRequest {
+  remoteId: string;
+  vmUuid: string;
+  jobId: string;
+  scheduleId?: string;
+  mode: 'full' | 'delta';
+  retention: {
+    remote: number;
+    longTerm?: { daily?: number; weekly?: number; monthly?: number; yearly?: number };
+  };
+  timezone: string;
+}
+
+export interface RetentionResult {
+  remoteId: string;
+  kept: number;
+  removed: string[];
+  merged: string[];
+  explanation: string[];
+}
+
+export interface BackupActivities {
+  // main queue
+  selectVms(job: Pick<JobConfig, 'vms'>): Promise<SelectionResult & { missing: string[] }>;
+  prepareRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<TargetOutcome[]>;
+  releaseRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<void>;
+  remotesMissingBase(req: {
+    remoteIds: string[];
+    vmUuid: string;
+    jobId: string;
+    disks: { chainVdiUuid: string; baseVdiUuid: string; baseDatetime: string }[];
+  }): Promise<Record<string, string[]>>;
+  applyRemoteRetention(req: RetentionRequest): Promise<RetentionResult>;
+  // pool ops queue
+  preflightVm(req: VmRef & { snapshotMode: SnapshotMode }): Promise<Preflight>;
+  listJobSnapshots(req: VmRef & { jobId: string }): Promise<JobSnapshot[]>;
+  shutdownVm(req: VmRef): Promise<void>;
+  startVm(req: VmRef): Promise<void>;
+  writeMetadata(req: WriteMetadataRequest): Promise<TargetOutcome[]>;
+  markSnapshotExported(req: {
+    poolId: string;
+    snapshotUuid: string;
+    deltaChainLength: number;
+  }): Promise<void>;
+  cleanupSnapshots(
+    req: VmRef & {
+      jobId: string;
+      scheduleId?: string;
+      mode: JobConfig['mode'];
+      keep: number;
+    },
+  ): Promise<SnapshotVerdict[]>;
+  deleteSnapshot(req: { poolId: string; snapshotUuid: string }): Promise<void>;
+  // pool snapshot queue
+  takeSnapshot(
+    req: VmRef & {
+      jobId: string;
+      scheduleId?: string;
+      runId: string;
+      mode: SnapshotMode;
+      ignoreVdiUuids: string[];
+    },
+  ): Promise<SnapshotInfo>;
+  // pool disk-export queue
+  exportDisk(req: ExportDiskRequest): Promise<TransferResult>;
+  // pool vm-export queue
+  exportVm(req: ExportVmRequest): Promise<TransferResult>;
+}
+
+export type { DiskPlan };

@@ -1,0 +1,85 @@
+// Writes one stream to several remotes at once (export once, write to all). Each target writes a
+// temporary file renamed on success; a target that fails is dropped and the others go on; the
+// slowest target sets the pace (backpressure), so memory stays at a few chunks.
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import type { AtomicWrite, Remote } from '../remotes/remote';
+import type { TargetOutcome } from './contract';
+
+interface Target {
+  remote: Remote;
+  write?: AtomicWrite;
+  error?: string;
+}
+
+export interface FanOutResult {
+  bytes: number;
+  targets: TargetOutcome[];
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export async function writeToRemotes(
+  source: Readable,
+  remotes: readonly Remote[],
+  path: string,
+  onProgress: (bytes: number) => void = () => {},
+): Promise<FanOutResult> {
+  const targets: Target[] = await Promise.all(
+    remotes.map(async (remote): Promise<Target> => {
+      try {
+        return { remote, write: await remote.createWriteStreamAtomic(path) };
+      } catch (err) {
+        return { remote, error: message(err) };
+      }
+    }),
+  );
+  const fail = async (t: Target, err: unknown) => {
+    if (t.error) return;
+    t.error = message(err);
+    await t.write?.abort().catch(() => {});
+  };
+  for (const t of targets) t.write?.stream.on('error', (err) => void fail(t, err));
+  const live = () => targets.filter((t) => !t.error);
+
+  let bytes = 0;
+  try {
+    for await (const chunk of source) {
+      if (live().length === 0) break;
+      bytes += chunk.length;
+      await Promise.all(
+        live().map(async (t) => {
+          if (t.write!.stream.write(chunk)) return;
+          await Promise.race([
+            once(t.write!.stream, 'drain'),
+            once(t.write!.stream, 'error').catch(() => {}),
+          ]);
+        }),
+      );
+      onProgress(bytes);
+    }
+  } catch (err) {
+    // The source broke (export cut, cancellation): nothing was committed anywhere.
+    await Promise.all(targets.map((t) => t.write?.abort().catch(() => {})));
+    source.destroy();
+    throw err;
+  }
+  if (live().length === 0) source.destroy();
+  await Promise.all(
+    live().map(async (t) => {
+      try {
+        t.write!.stream.end();
+        await once(t.write!.stream, 'finish');
+        await t.write!.commit();
+      } catch (err) {
+        await fail(t, err);
+      }
+    }),
+  );
+  return {
+    bytes,
+    targets: targets.map((t) =>
+      t.error ? { remoteId: t.remote.id, ok: false, error: t.error } : { remoteId: t.remote.id, ok: true },
+    ),
+  };
+}

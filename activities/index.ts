@@ -1,0 +1,24 @@
+// Every activity of a backup run, built from the worker's dependencies.
+import type { BackupActivities } from './contract';
+import { createMetadataActivities } from './metadata-activities';
+import type { PoolRegistry } from './pools';
+import { createRemoteActivities } from './remote-activities';
+import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
+import { createVmActivities } from './vm-activities';
+
+export interface ActivityDeps {
+  pools: PoolRegistry;
+  remotes: RemoteRegistry;
+}
+
+export function createBackupActivities({ pools, remotes }: ActivityDeps): BackupActivities {
+  return {
+    ...createVmActivities(pools),
+    ...createTransferActivities(pools, remotes),
+    ...createRemoteActivities(remotes),
+    ...createMetadataActivities(pools, remotes),
+  };
+}
+
+export type { BackupActivities } from './contract';
+export type { RemoteRegistry } from './transfer-activities';

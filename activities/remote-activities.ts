@@ -1,0 +1,126 @@
+// Activities on the backup remotes: readiness and the per-VM lock, which bases a delta can chain
+// on, and retention with crash-safe merges.
+import { Context } from '@temporalio/activity';
+import { mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
+import { applyRetention } from '../remotes/apply-retention';
+import { backupPaths } from '../remotes/backup-paths';
+import type { Remote } from '../remotes/remote';
+import { cleanTemporaryFiles } from '../remotes/repository';
+import { readVhdParentFromHeader } from '../remotes/vhd-parent';
+import { acquireVmLock } from '../remotes/vm-lock';
+import type { BackupActivities, TargetOutcome } from './contract';
+import type { RemoteRegistry } from './transfer-activities';
+
+/** A run holds its VM lock across activities; a run that stops for longer than this loses it. */
+const LOCK_STALE_AFTER_MS = 12 * 3_600_000;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefined> {
+  const local = remote.localPath(vhdPath);
+  if (!local || !(await remote.exists(vhdPath))) return undefined;
+  const file = await openVhdFile(local).catch(() => undefined);
+  if (!file) return undefined;
+  try {
+    return file.uuid;
+  } finally {
+    await file.close();
+  }
+}
+
+export function createRemoteActivities(
+  remotes: RemoteRegistry,
+): Pick<
+  BackupActivities,
+  'prepareRemotes' | 'releaseRemotes' | 'remotesMissingBase' | 'applyRemoteRetention'
+> {
+  return {
+    async prepareRemotes({ remoteIds, vmUuid, owner }) {
+      return Promise.all(
+        remoteIds.map(async (remoteId): Promise<TargetOutcome> => {
+          try {
+            const remote = remotes(remoteId);
+            await remote.checkWritable();
+            await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+            await cleanTemporaryFiles(remote, vmUuid);
+            return { remoteId, ok: true };
+          } catch (err) {
+            return { remoteId, ok: false, error: message(err) };
+          }
+        }),
+      );
+    },
+
+    async releaseRemotes({ remoteIds, vmUuid, owner }) {
+      for (const remoteId of remoteIds) {
+        try {
+          // The same owner takes its own lock back at once; another owner's lock is left alone.
+          const remote = remotes(remoteId);
+          const lock = await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+          // Temporary files of attempts that died mid-write (their retry wrote its own).
+          await cleanTemporaryFiles(remote, vmUuid);
+          await lock.release();
+        } catch {}
+      }
+    },
+
+    async remotesMissingBase({ remoteIds, vmUuid, jobId, disks }) {
+      const missing: Record<string, string[]> = {};
+      for (const disk of disks) {
+        const paths = backupPaths(vmUuid, disk.baseDatetime);
+        missing[disk.chainVdiUuid] = [];
+        for (const remoteId of remoteIds) {
+          const remote = remotes(remoteId);
+          // The base backup must be complete (its metadata exists) and its VHD must be the base snapshot's.
+          const complete = await remote.exists(paths.metadata).catch(() => false);
+          const uuid = complete ? await vhdUuid(remote, paths.vhd(jobId, disk.chainVdiUuid)) : undefined;
+          if (uuid !== disk.baseVdiUuid) missing[disk.chainVdiUuid].push(remoteId);
+        }
+      }
+      return missing;
+    },
+
+    async applyRemoteRetention(req) {
+      const remote = remotes(req.remoteId);
+      const longTerm = req.retention.longTerm;
+      const hasPolicy = req.retention.remote > 0 || Object.values(longTerm ?? {}).some((n) => n && n > 0);
+      if (!hasPolicy) {
+        return {
+          remoteId: req.remoteId,
+          kept: 0,
+          removed: [],
+          merged: [],
+          explanation: ['no retention set: every backup kept'],
+        };
+      }
+      const report = await applyRetention(
+        remote,
+        req.vmUuid,
+        {
+          scheduleId: req.scheduleId ?? '',
+          mode: req.mode,
+          remote: Math.max(1, req.retention.remote),
+          longTerm,
+          timeZone: req.timezone,
+        },
+        {
+          readVhdParent: readVhdParentFromHeader,
+          mergeVhdIntoParent: (child) =>
+            mergeVhdIntoParent(child, {
+              onProgress: (done: number, total: number) =>
+                Context.current().heartbeat({ merge: child, done, total }),
+            }),
+        },
+      );
+      return {
+        remoteId: req.remoteId,
+        kept: report.decision.keep.length,
+        removed: report.decision.remove.map((r) => r.id),
+        merged: report.plan.operations
+          .filter((o) => o.kind === 'merge')
+          .map((o) => ('child' in o ? o.child : '')),
+        explanation: report.decision.describe(),
+      };
+    },
+  };
+}

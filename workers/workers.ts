@@ -1,0 +1,110 @@
+// The worker processes' insides (DESIGN §4): the main worker (workflows, remote and bookkeeping
+// activities) and, per pool, one worker per pool queue whose slot count IS the pool's concurrency.
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { createBackupActivities } from '../activities';
+import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
+import type { Config } from '../core/config/schema';
+import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+import { openRemote } from '../remotes/open-remote';
+import type { Remote } from '../remotes/remote';
+
+export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
+
+/** Bundles the workflow code once (webpack, ~2 s); share it between workers of one process. */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({
+    workflowsPath,
+    logger: { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} } as never,
+  });
+}
+
+export function remoteRegistry(config: Config): (remoteId: string) => Remote {
+  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote({ id: r.id, url: r.url })]));
+  return (remoteId) => {
+    const remote = remotes.get(remoteId);
+    if (!remote)
+      throw ApplicationFailure.nonRetryable(
+        `unknown remote "${remoteId}" (not in this worker's config)`,
+        'UNKNOWN_REMOTE',
+      );
+    return remote;
+  };
+}
+
+export interface WorkerSetOptions {
+  config: Config;
+  connection: NativeConnection;
+  namespace?: string;
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** pools this process serves (all configured pools by default) */
+  poolIds?: string[];
+  /** injected for tests */
+  pools?: PoolRegistry;
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+const OPS_SLOTS = 50;
+
+export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
+  const pools = o.pools ?? createPoolRegistry(o.config.pools);
+  const activities = createBackupActivities({ pools, remotes: remoteRegistry(o.config) });
+  const namespace = o.namespace ?? 'default';
+  const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());
+  const workers: Worker[] = [
+    await Worker.create({
+      connection: o.connection,
+      namespace,
+      taskQueue: MAIN_QUEUE,
+      workflowBundle,
+      activities,
+    }),
+  ];
+  for (const pool of o.config.pools.filter((p) => !o.poolIds || o.poolIds.includes(p.id))) {
+    const slots: Record<PoolQueueKind, number> = {
+      snapshot: pool.concurrency.snapshot,
+      'disk-export': pool.concurrency.diskExport,
+      'vm-export': pool.concurrency.vmExport,
+      ops: OPS_SLOTS,
+    };
+    for (const [kind, max] of Object.entries(slots) as [PoolQueueKind, number][]) {
+      workers.push(
+        await Worker.create({
+          connection: o.connection,
+          namespace,
+          taskQueue: poolQueue(pool.id, kind),
+          activities,
+          maxConcurrentActivityTaskExecutions: max,
+        }),
+      );
+    }
+  }
+  return {
+    workers,
+    async run() {
+      try {
+        await Promise.all(workers.map((w) => w.run()));
+      } finally {
+        await pools.close();
+      }
+    },
+    shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
+}
+
+export async function connectWorkers(address: string): Promise<NativeConnection> {
+  return NativeConnection.connect({ address });
+}

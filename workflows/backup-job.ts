@@ -1,0 +1,130 @@
+// One run of a job: select the VMs now, back each up in a child workflow within a sliding window
+// of `concurrency`, and aggregate the run report.
+import {
+  ChildWorkflowCancellationType,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { BackupJobInput } from '../core/job-input';
+import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
+import { SA } from '../core/search-attributes';
+import { MAIN_QUEUE } from '../core/task-queues';
+import type { SelectedVm } from '../core/vm-selection';
+import { backupVm } from './backup-vm';
+import { mainActivities } from './options';
+import { errorInfo } from './report';
+
+export const runReportQuery = defineQuery<RunReport>('report');
+
+export async function backupJob(input: BackupJobInput): Promise<RunReport> {
+  const { job } = input;
+  const { workflowId } = workflowInfo();
+  const report: RunReport = {
+    workflowId,
+    jobId: job.id,
+    scheduleId: input.scheduleId,
+    mode: job.mode,
+    status: 'running',
+    start: Date.now(),
+    vms: [],
+  };
+  setHandler(runReportQuery, () => report);
+  upsertSearchAttributes([
+    { key: SA.jobId, value: job.id },
+    { key: SA.mode, value: job.mode },
+    ...(input.scheduleId ? [{ key: SA.scheduleId, value: input.scheduleId }] : []),
+  ]);
+
+  try {
+    const selection = await mainActivities().selectVms({ vms: job.vms });
+    for (const uuid of selection.missing) {
+      report.vms.push({
+        vmUuid: uuid,
+        vmName: '?',
+        poolId: '?',
+        workflowId: '',
+        status: 'failure',
+        start: Date.now(),
+        end: Date.now(),
+        error: { code: 'VM_NOT_FOUND', message: `VM ${uuid} named by the job is in no configured pool` },
+        steps: [],
+      });
+    }
+    upsertSearchAttributes([
+      { key: SA.poolIds, value: [...new Set(selection.selected.map((v) => v.poolId))] },
+      { key: SA.vmUuids, value: selection.selected.map((v) => v.uuid) },
+    ]);
+    if (selection.selected.length === 0 && report.vms.length === 0) {
+      report.reason = `no VM matches the job's selection${selection.excluded.length ? ` (${selection.excluded.length} excluded)` : ''}`;
+    }
+    await runWindowed(selection.selected, job.concurrency, (vm) => backupOneVm(input, vm, report));
+    report.status = runOutcome(report.vms);
+  } catch (err) {
+    report.status = 'failure';
+    report.reason = errorInfo(err).message;
+    if (isCancellation(err)) {
+      upsertSearchAttributes([{ key: SA.outcome, value: 'cancelled' }]);
+      throw err;
+    }
+  } finally {
+    report.end = Date.now();
+  }
+  upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  return report;
+}
+
+async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunReport): Promise<void> {
+  const workflowId = `${workflowInfo().workflowId}/vm:${vm.uuid}`;
+  const entry: VmReport = {
+    vmUuid: vm.uuid,
+    vmName: vm.name,
+    poolId: vm.poolId,
+    workflowId,
+    status: 'running',
+    start: Date.now(),
+    steps: [],
+  };
+  report.vms.push(entry);
+  try {
+    Object.assign(
+      entry,
+      await executeChild(backupVm, {
+        workflowId,
+        taskQueue: MAIN_QUEUE,
+        args: [{ ...input, vm, runId: workflowInfo().workflowId }],
+        // The run waits for each VM's cleanup when it is cancelled.
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        typedSearchAttributes: [
+          { key: SA.jobId, value: input.job.id },
+          { key: SA.mode, value: input.job.mode },
+          { key: SA.poolIds, value: [vm.poolId] },
+          { key: SA.vmUuids, value: [vm.uuid] },
+        ],
+      }),
+    );
+  } catch (err) {
+    Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
+    if (isCancellation(err)) throw err;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight (0 = all at once), in order. */
+async function runWindowed<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  const lanes = limit === 0 ? queue.length : Math.min(limit, queue.length);
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
+}

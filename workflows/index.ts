@@ -1,0 +1,3 @@
+// The workflow types the worker bundles.
+export { backupJob, runReportQuery } from './backup-job';
+export { backupVm, vmReportQuery } from './backup-vm';
