@@ -90,7 +90,20 @@ async function openOnce(tipPath: string): Promise<VhdChain> {
         );
       }
       seen.add(real);
-      const parent = await openVhdFile(parentPath);
+      let parent: VhdFile;
+      try {
+        parent = await openVhdFile(parentPath);
+      } catch (e) {
+        // Gone between the lookup and the open: a merge renamed it.
+        if (e instanceof VhdError && e.code === 'NOT_FOUND') {
+          throw new RetryableMissing(
+            'PARENT_MISSING',
+            `parent ${JSON.stringify(parentPath)} vanished`,
+            current.path,
+          );
+        }
+        throw e;
+      }
       files.push(parent);
       if (parent.uuid !== current.header!.parentUuid) {
         if (parent.uuid === current.uuid && (await exists(mergeStatePath(parentPath)))) {

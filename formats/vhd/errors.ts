@@ -13,6 +13,7 @@ export class VhdError extends Error {
 }
 
 export type VhdProblemCode =
+  | 'NOT_FOUND'
   | 'TRUNCATED'
   | 'BAD_COOKIE'
   | 'BAD_CHECKSUM'

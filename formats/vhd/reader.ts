@@ -53,7 +53,7 @@ export async function openVhdFile(path: string, opts: OpenOptions = {}): Promise
   try {
     fh = await open(path, opts.writable ? 'r+' : 'r');
   } catch (e: any) {
-    if (e?.code === 'ENOENT') throw new VhdError('PARENT_MISSING', 'file does not exist', path);
+    if (e?.code === 'ENOENT') throw new VhdError('NOT_FOUND', 'file does not exist', path);
     throw e;
   }
   try {
