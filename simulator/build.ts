@@ -7,8 +7,7 @@ import type { PoolState } from './pool';
 import { NULL_REF } from './rpc/values';
 import type { PoolScenario } from './scenario';
 import { BLOCK_SIZE } from './storage/blockstore';
-import { writeExt4FromFolder, writeRandomBlocks } from './storage/content';
-import { seededBytes } from './storage/random';
+import { writeExt4FromFolder, writeMemoryImage, writeRandomBlocks } from './storage/content';
 
 /** Populates an empty pool from its scenario: pool, hosts, SRs, networks, VMs with disks and data. */
 export async function buildPool(pool: PoolState, sc: PoolScenario): Promise<void> {
@@ -209,9 +208,7 @@ async function applyInitialPowerState(pool: PoolState, vm: string, power: string
       other_config: {},
     });
     const uuid = String(db.get('VDI', vdi).uuid);
-    for (let i = 0; i * BLOCK_SIZE < size; i++) {
-      await pool.store.writeBytes(uuid, i * BLOCK_SIZE, seededBytes(`${String(r.uuid)}:memory`, i, 4096));
-    }
+    await writeMemoryImage(pool.store, uuid, size, String(r.uuid));
     db.update('VM', vm, (x) => {
       x.suspend_VDI = vdi;
     });

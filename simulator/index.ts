@@ -7,6 +7,7 @@ import { buildPool } from './build';
 import { SimControl } from './control/client';
 import { createPoolServer } from './http/server';
 import { buildMethodTable } from './objects/index';
+import { recoverAfterRestart } from './objects/restart';
 import { loadState, saveState } from './persist';
 import { PoolState } from './pool';
 import { loadScenario, type Scenario } from './scenario';
@@ -69,7 +70,8 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
       mkdirSync(dir, { recursive: true });
       const state = new PoolState(sc.id, sc.credentials, new BlockStore(join(dir, 'blocks')));
       state.methods = methods;
-      if (!loadState(state, dir)) await buildPool(state, sc);
+      if (loadState(state, dir)) recoverAfterRestart(state);
+      else await buildPool(state, sc);
       saveState(state, dir);
       state.onChange = () => saveState(state, dir);
       state.db.onMutate = () => state.changed();

@@ -5,7 +5,7 @@ import type { CallContext, MethodTable } from '../methods';
 import type { PoolState } from '../pool';
 import { NULL_REF, type XValue } from '../rpc/values';
 import { BLOCK_SIZE } from '../storage/blockstore';
-import { seededBytes } from '../storage/random';
+import { writeMemoryImage } from '../storage/content';
 import type { XRecord } from './db';
 import { recordFromArgs } from './generic';
 import { link, unlink } from './refs';
@@ -212,10 +212,7 @@ async function createMemoryImage(pool: PoolState, vm: string): Promise<string> {
     other_config: {},
   });
   const uuid = String(pool.get('VDI', vdi).uuid);
-  // memory pages: the first 4 KiB of every block carry seeded bytes, the rest is zero
-  for (let i = 0; i * BLOCK_SIZE < size; i++) {
-    await pool.store.writeBytes(uuid, i * BLOCK_SIZE, seededBytes(`${String(r.uuid)}:memory`, i, 4096));
-  }
+  await writeMemoryImage(pool.store, uuid, size, String(r.uuid));
   refreshSr(pool, sr);
   return vdi;
 }

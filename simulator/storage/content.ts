@@ -56,3 +56,24 @@ export async function writeExt4FromFolder(
     await rm(img, { force: true });
   }
 }
+
+/** Every how many 2 MiB blocks of a memory image hold data (the rest stays sparse). */
+export const MEMORY_IMAGE_STRIDE = 8;
+
+/**
+ * Fills a suspend VDI with a stand-in for the VM's memory: seeded 4 KiB pages at the start of the
+ * first, the last and every 8th block, so that it holds real, VM-specific bytes without writing
+ * the VM's whole memory size.
+ */
+export async function writeMemoryImage(
+  store: BlockStore,
+  vdi: string,
+  size: number,
+  seed: string,
+): Promise<void> {
+  const n = Math.ceil(size / BLOCK_SIZE);
+  for (let i = 0; i < n; i++) {
+    if (i % MEMORY_IMAGE_STRIDE !== 0 && i !== n - 1) continue;
+    await store.writeBytes(vdi, i * BLOCK_SIZE, seededBytes(`${seed}:memory`, i, 4096));
+  }
+}

@@ -207,6 +207,7 @@ describe('persistence', () => {
       const vbd = (await rpc<string[]>(p.url, 'VM.get_VBDs', sess, vm))[0];
       const uuid = await rpc(p.url, 'VDI.get_uuid', sess, await rpc(p.url, 'VBD.get_VDI', sess, vbd));
       await p.control.writeBytes(uuid, 1000, Buffer.from('persisted bytes'));
+      const unfinished = await rpc(p.url, 'task.create', sess, 'in flight at shutdown', '');
       const bytes = await readAll(await p.control.readVdi(uuid));
       await first.close();
 
@@ -217,6 +218,7 @@ describe('persistence', () => {
         expect(await rpc(q.url, 'VM.get_tags', s2, vm)).toContain('kept');
         expect(await rpc(q.url, 'VM.get_name_label', s2, snap)).toBe('kept-snap');
         expect((await readAll(await q.control.readVdi(uuid))).equals(bytes)).toBe(true);
+        expect(await rpc(q.url, 'task.get_status', s2, unfinished)).toBe('failure');
       } finally {
         await second.close();
       }

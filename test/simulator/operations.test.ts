@@ -15,6 +15,12 @@ beforeAll(async () => {
 });
 afterAll(() => sim?.close());
 
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
 async function diskVdis(vm: string): Promise<string[]> {
   const vbds = await rpc<string[]>(url, 'VM.get_VBDs', s, vm);
   const out: string[] = [];
@@ -68,7 +74,12 @@ describe('VM.snapshot and friends', () => {
     expect(susp.type).toBe('suspend');
     expect(susp.virtual_size).toBeGreaterThanOrEqual(r.memory_static_max);
     const info = await pool.control.vdiInfo(susp.uuid);
-    expect(info.allocatedBlocks.length).toBe(Math.ceil(susp.virtual_size / (2 * 1024 * 1024)));
+    const blocks = Math.ceil(susp.virtual_size / (2 * 1024 * 1024));
+    expect(info.allocatedBlocks).toEqual(
+      [...Array(blocks).keys()].filter((i) => i % 8 === 0 || i === blocks - 1),
+    );
+    const memory = await readAll(await pool.control.readVdi(susp.uuid));
+    expect(memory.subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(false);
     const halted = await vmByName(url, s, 'dev-1');
     expect(await failureOf(url, 'VM.checkpoint', s, halted, 'x')).toEqual([
       'VM_BAD_POWER_STATE',

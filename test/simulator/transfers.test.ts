@@ -129,6 +129,21 @@ describe('GET /export_raw_vdi', () => {
     expect(sha(raw2.body)).toBe(sha(at2));
   });
 
+  it('a disk whose size is not a multiple of 2 MiB exports as a VHD qemu-img reads at its exact size', async () => {
+    const vm = await vmByName(url, s, 'prod-1');
+    let second: { ref: string; uuid: string } | undefined;
+    for (const vbd of await rpc<string[]>(url, 'VM.get_VBDs', s, vm)) {
+      const r = await rpc(url, 'VBD.get_record', s, vbd);
+      if (r.userdevice === '1') second = { ref: r.VDI, uuid: await rpc(url, 'VDI.get_uuid', s, r.VDI) };
+    }
+    const file = join(dir, 'odd.vhd');
+    await download('/export_raw_vdi', { session_id: s, vdi: second!.ref, format: 'vhd' }, file);
+    await promisify(execFile)('/work/shared/tools/vhd-chain-to-raw', [join(dir, 'odd.raw'), file]);
+    const rebuilt = await readFile(join(dir, 'odd.raw'));
+    expect(rebuilt.length).toBe(9 * MiB);
+    expect(sha(rebuilt)).toBe(sha(await readAll(await pool.control.readVdi(second!.uuid))));
+  });
+
   it('adopts the task given as task_id and completes it', async () => {
     const disk = await firstDisk(await vmByName(url, s, 'dev-1'));
     const task = await rpc(url, 'task.create', s, 'my export', '');
