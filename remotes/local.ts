@@ -1,4 +1,5 @@
 // A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
@@ -217,7 +218,8 @@ class LocalRemote implements Remote {
   }
 
   async checkWritable(): Promise<void> {
-    const probe = `.xcpb-write-probe-${process.pid}-${Date.now()}`;
+    // Random, not time-based: concurrent probes (many VMs of one run) must not share a name.
+    const probe = `.xcpb-write-probe-${process.pid}-${randomBytes(6).toString('hex')}`;
     await this.guard('write probe', '', async () => {
       const s = await stat(this.root);
       if (!s.isDirectory()) throw Object.assign(new Error('root is not a directory'), { code: 'ENOTDIR' });
