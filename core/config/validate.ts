@@ -140,8 +140,10 @@ function crossCheck(config: Config): ConfigProblem[] {
     if ((job.mode === 'full' || job.mode === 'delta') && job.remotes.length === 0) {
       problems.push({ path: `${at}.remotes`, message: `a ${job.mode} backup job needs at least one remote` });
     }
-    if ((job.mode === 'replication' || job.mode === 'disaster-recovery') && !job.targetSr) {
-      problems.push({ path: `${at}.targetSr`, message: `a ${job.mode} job needs a targetSr { pool, sr }` });
+    if (job.mode === 'replication' || job.mode === 'disaster-recovery') {
+      // Planned (DESIGN §1); refused until built rather than silently running a snapshot-only job.
+      problems.push({ path: `${at}.mode`, message: `mode "${job.mode}" is not implemented yet (use snapshot, full or delta)` });
+      if (!job.targetSr) problems.push({ path: `${at}.targetSr`, message: `a ${job.mode} job needs a targetSr { pool, sr }` });
     }
     if (parseDuration(job.catchupWindow) === undefined) {
       problems.push({
