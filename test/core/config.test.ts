@@ -104,6 +104,12 @@ describe('configuration', () => {
       'jobs[0].targetSr',
       /targetSr/,
     ],
+    [
+      'disaster recovery (not built yet)',
+      (c: any) => (c.jobs[0].mode = 'disaster-recovery'),
+      'jobs[0].mode',
+      /not implemented yet/,
+    ],
     ['unknown field', (c: any) => (c.jobs[0].retention = 3), 'jobs[0]', /retention/],
   ])('rejects %s, naming the field', (_name, mutate, field, message) => {
     const problems = problemsOf(mutate);
