@@ -49,6 +49,7 @@ export async function* readXva(input: Readable, opts: { file?: string } = {}): A
   stream.on('error', (e) => extract.destroy(e));
   stream.pipe(extract as unknown as NodeJS.WritableStream);
   let first = true;
+  let completed = false;
   let pending: { name: string; ref: string; index: number; offset: number; data: Buffer } | undefined;
   const disks = new Map<string, { last: number; firstLen: number; offset: number }>();
   try {
@@ -119,11 +120,19 @@ export async function* readXva(input: Readable, opts: { file?: string } = {}): A
       d.offset += data.length;
       d.last = index;
     }
+    completed = true;
   } catch (e) {
-    extract.destroy();
     if (e instanceof XvaError) throw e;
     const msg = (e as Error).message ?? String(e);
     throw new XvaError(/unexpected end|premature/i.test(msg) ? 'TRUNCATED' : 'BAD_MEMBER', msg, { file });
+  } finally {
+    // Stops the input (and a zstd child process) when the consumer stops early or on error;
+    // like readVhdStream, an abandoned input is destroyed rather than drained.
+    if (!completed) {
+      extract.destroy();
+      stream.destroy();
+      input.destroy();
+    }
   }
   if (first) throw new XvaError('NO_OVA_XML', 'empty archive', { file });
   if (pending)

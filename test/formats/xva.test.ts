@@ -270,3 +270,25 @@ describe('XVA', () => {
     await expect(readBack(junk)).rejects.toBeInstanceOf(XvaError);
   });
 });
+
+describe('XVA reader lifecycle', () => {
+  it('a consumer that stops after the header releases the input (no hang)', async () => {
+    const disk = new MemDisk(4 * MiB);
+    disk.randomBlock(0);
+    disk.randomBlock(1);
+    for (const compression of ['none', 'zstd'] as CompressionKind[]) {
+      const file = path.join(tmp.dir, `early-${compression}.xva`);
+      await writeStream(
+        createXvaStream({ objects, compression, disks: [{ ref: 'Ref:10', source: disk }] }),
+        file,
+      );
+      const input = createReadStream(file);
+      for await (const item of readXva(input, { file })) {
+        expect(item.type).toBe('header');
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+      expect(input.destroyed).toBe(true);
+    }
+  });
+});
