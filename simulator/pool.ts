@@ -9,6 +9,9 @@ export interface PoolSettings {
   autoCoalesce: boolean;
   /** VHD chain length at which a snapshot fails with SR_BACKEND_FAILURE_109 (sm: 30) */
   maxChainLength: number;
+  /** ms between a VM starting and its guest agent reporting (VM_guest_metrics); VMs whose
+   *  other_config has `sim:guest-agent` = `none` never report */
+  guestAgentDelayMs: number;
 }
 
 /** Everything one simulated pool holds: its database, disks, sessions, faults and counters. */
@@ -16,7 +19,7 @@ export class PoolState {
   readonly db = new Db(CLASSES);
   readonly faults = new Faults();
   readonly stats = new Stats();
-  readonly settings: PoolSettings = { autoCoalesce: true, maxChainLength: 30 };
+  readonly settings: PoolSettings = { autoCoalesce: true, maxChainLength: 30, guestAgentDelayMs: 0 };
   /** SR refs made full through the control API */
   readonly fullSrs = new Set<string>();
   /** task ref → how to abort the work it tracks */

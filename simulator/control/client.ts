@@ -121,7 +121,8 @@ export class SimControl {
   settings(s: {
     autoCoalesce?: boolean;
     maxChainLength?: number;
-  }): Promise<{ autoCoalesce: boolean; maxChainLength: number }> {
+    guestAgentDelayMs?: number;
+  }): Promise<{ autoCoalesce: boolean; maxChainLength: number; guestAgentDelayMs: number }> {
     return this.request('POST', 'settings', s);
   }
 }

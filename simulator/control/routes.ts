@@ -195,6 +195,8 @@ export async function handleControl(
         if (b.autoCoalesce !== undefined) pool.settings.autoCoalesce = Boolean(b.autoCoalesce);
         if (b.maxChainLength !== undefined)
           pool.settings.maxChainLength = int(b.maxChainLength, 'maxChainLength', 1);
+        if (b.guestAgentDelayMs !== undefined)
+          pool.settings.guestAgentDelayMs = int(b.guestAgentDelayMs, 'guestAgentDelayMs', 0);
         return json(res, 200, { ...pool.settings });
       }
       case 'GET settings':

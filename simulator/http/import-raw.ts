@@ -84,14 +84,22 @@ export async function handleImportRawVdi(
     });
     res.flushHeaders();
     const body = requestBody(req);
+    const sr = String(record.SR);
+    // A full SR (control API) refuses the blocks a write would add, as sm does when space runs out.
+    const assertRoom = (index: number) => {
+      if (pool.fullSrs.has(sr) && !pool.store.isAllocated(uuid, index))
+        throw new XapiFailure('SR_FULL', [String(BLOCK_SIZE), '0']);
+    };
     if (format === 'raw') {
       let index = 0;
       for await (const chunk of fixedChunks(body, BLOCK_SIZE)) {
         if (index * BLOCK_SIZE >= size) throw new XapiFailure('VDI_IO_ERROR', ['Device I/O errors']);
         const data =
           chunk.length < BLOCK_SIZE ? Buffer.concat([chunk, ZERO_BLOCK.subarray(chunk.length)]) : chunk;
-        if (pool.store.isAllocated(uuid, index) || !data.equals(ZERO_BLOCK))
+        if (pool.store.isAllocated(uuid, index) || !data.equals(ZERO_BLOCK)) {
+          assertRoom(index);
           await pool.store.writeBlock(uuid, index, data);
+        }
         index++;
       }
     } else {
@@ -101,6 +109,7 @@ export async function handleImportRawVdi(
             throw new XapiFailure('VDI_TOO_SMALL', [vdi, String(item.footer.currentSize)]);
           continue;
         }
+        assertRoom(item.index);
         if (bitmapIsFull(item.bitmap)) await pool.store.writeBlock(uuid, item.index, item.data);
         else {
           const block = Buffer.from(await pool.store.readBlock(uuid, item.index));

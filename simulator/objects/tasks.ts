@@ -37,6 +37,23 @@ export function createTask(
   return ref;
 }
 
+/** XAPI's `completed_task_timeout`: finished tasks nobody destroyed are removed after 65 min. */
+export const COMPLETED_TASK_TIMEOUT_MS = 3900 * 1000;
+
+function collectOldTasks(pool: PoolState, now = Date.now()): void {
+  for (const [ref, t] of pool.db.all('task')) {
+    const finished = t.finished as Date;
+    if (
+      t.status !== 'pending' &&
+      t.status !== 'cancelling' &&
+      finished.getTime() > 0 &&
+      now - finished.getTime() > COMPLETED_TASK_TIMEOUT_MS
+    ) {
+      pool.db.remove('task', ref);
+    }
+  }
+}
+
 export function isPending(pool: PoolState, task: string): boolean {
   const t = pool.db.tryGet('task', task);
   return t !== undefined && (t.status === 'pending' || t.status === 'cancelling');

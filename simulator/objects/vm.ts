@@ -242,12 +242,23 @@ function setPowerState(
     });
   }
   if (running && pool.get('VM', vm).guest_metrics === NULL_REF) {
-    const gm = pool.db.insert('VM_guest_metrics', makeRecord('VM_guest_metrics'));
-    pool.db.update('VM', vm, (r) => {
-      r.guest_metrics = gm;
-    });
+    const report = () => {
+      const r = pool.db.tryGet('VM', vm);
+      if (!r || r.guest_metrics !== NULL_REF || r.power_state !== 'Running') return;
+      const gm = pool.db.insert('VM_guest_metrics', makeRecord('VM_guest_metrics'));
+      pool.db.update('VM', vm, (x) => {
+        x.guest_metrics = gm;
+      });
+    };
+    const agent = (pool.get('VM', vm).other_config as Record<string, string>)[GUEST_AGENT_KEY];
+    if (agent === 'none') return; // no PV drivers: never reports
+    if (pool.settings.guestAgentDelayMs > 0) setTimeout(report, pool.settings.guestAgentDelayMs).unref();
+    else report();
   }
 }
+
+/** other_config key: `none` makes a VM that never reports guest metrics (no guest agent). */
+export const GUEST_AGENT_KEY = 'sim:guest-agent';
 
 export async function destroyVm(pool: PoolState, vm: string): Promise<void> {
   const r = pool.get('VM', vm);
@@ -343,7 +354,22 @@ export function registerVmMethods(table: MethodTable): void {
   def('create', ['args'], (ctx, args) => {
     const fields = recordFromArgs('VM', args, VM_CREATE_MANDATORY);
     const metrics = ctx.pool.db.insert('VM_metrics', makeRecord('VM_metrics'));
-    const vm = ctx.pool.db.insert('VM', makeRecord('VM', { ...fields, power_state: 'Halted', metrics }));
+    // power_state and suspend_VDI are constructor fields: a VM created with a suspend VDI and
+    // power_state Suspended is a suspended VM (how a memory backup is restored).
+    const suspended =
+      String(fields.power_state).toLowerCase() === 'suspended' &&
+      fields.suspend_VDI !== undefined &&
+      fields.suspend_VDI !== NULL_REF &&
+      ctx.pool.db.has('VDI', String(fields.suspend_VDI));
+    const vm = ctx.pool.db.insert(
+      'VM',
+      makeRecord('VM', {
+        ...fields,
+        power_state: suspended ? 'Suspended' : 'Halted',
+        suspend_VDI: suspended ? fields.suspend_VDI : NULL_REF,
+        metrics,
+      }),
+    );
     refreshAllowedOperations(ctx.pool, vm);
     return vm;
   });

@@ -63,7 +63,9 @@ function put(
       { method: 'PUT', headers: { 'content-length': body.length, ...headers } },
       (res) => {
         res.resume();
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
+        // a failed import closes the connection after the 200 headers: 'close' without 'end'
+        res.on('close', () => resolve({ status: res.statusCode!, headers: res.headers }));
+        res.on('error', () => {});
       },
     );
     req.on('error', reject);
@@ -313,5 +315,34 @@ describe('XVA: GET /export and PUT /import', () => {
     });
     expect(chunked).toBe(403);
     expect(await rpc(url, 'task.get_error_info', s, t2)).toEqual(['IMPORT_ERROR_CANNOT_HANDLE_CHUNKED']);
+  });
+});
+
+describe('garbage uploads', () => {
+  it('a body that is not an XVA fails the import task, creates nothing, and the server keeps serving', async () => {
+    const before = (await rpc<string[]>(url, 'VM.get_all', s)).length;
+    const vdisBefore = (await rpc<string[]>(url, 'VDI.get_all', s)).length;
+    const task = await rpc(url, 'task.create', s, 'garbage', '');
+    const r = await put('/import', { session_id: s, task_id: task }, Buffer.alloc(4096, 0x41));
+    expect(r.status).toBe(200);
+    const rec = await waitTask(url, s, task);
+    expect(rec.status).toBe('failure');
+    expect(rec.error_info[0]).toMatch(/^IMPORT_ERROR/);
+    expect((await rpc<string[]>(url, 'VM.get_all', s)).length).toBe(before);
+    expect((await rpc<string[]>(url, 'VDI.get_all', s)).length).toBe(vdisBefore);
+  });
+
+  it('a body that is not a VHD fails the import_raw_vdi task with VDI_IO_ERROR', async () => {
+    const disk = await firstDisk(await vmByName(url, s, 'dev-1'));
+    const task = await rpc(url, 'task.create', s, 'bad vhd', '');
+    await put(
+      '/import_raw_vdi',
+      { session_id: s, task_id: task, vdi: disk.ref, format: 'vhd' },
+      Buffer.alloc(2048, 7),
+    );
+    const rec = await waitTask(url, s, task);
+    expect(rec.status).toBe('failure');
+    expect(rec.error_info[0]).toBe('VDI_IO_ERROR');
+    expect(await rpc(url, 'VDI.get_name_label', s, disk.ref)).toBeTypeOf('string');
   });
 });
