@@ -18,6 +18,7 @@ export function createTask(
   session = NULL_REF,
   cancellable = true,
 ): string {
+  collectOldTasks(pool);
   const ref = pool.db.insert(
     'task',
     makeRecord('task', {
