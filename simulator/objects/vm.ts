@@ -19,6 +19,7 @@ import {
   createVdi,
   createVif,
   destroyVbdRecord,
+  destroyVdi,
   destroyVif,
   refreshSr,
   snapshotVdi,
@@ -165,7 +166,7 @@ export async function snapshotVm(
         blocked_operations: {},
         snapshot_info: {
           'power-state-at-snapshot': String(src.power_state),
-          'disk-snapshot-type': checkpoint ? 'crash_consistent' : 'crash_consistent',
+          'disk-snapshot-type': 'crash_consistent',
         },
         parent: src.parent,
         children: [vm],
@@ -394,7 +395,6 @@ export function registerVmMethods(table: MethodTable): void {
             r.suspend_VDI = NULL_REF;
           });
           if (ctx.pool.db.has('VDI', suspend)) {
-            const { destroyVdi } = await import('./vdi');
             await destroyVdi(ctx.pool, suspend);
           }
         }
