@@ -2,7 +2,7 @@
 // temporary file renamed on success; a target that fails is dropped and the others go on; the
 // slowest target sets the pace (backpressure), so memory stays at a few chunks.
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { AtomicWrite, Remote } from '../remotes/remote';
 import type { TargetOutcome } from './contract';
 
@@ -15,6 +15,21 @@ interface Target {
 export interface FanOutResult {
   bytes: number;
   targets: TargetOutcome[];
+}
+
+/** Resolves when the stream wants more, or can take no more (error, close): no listener left behind. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('error', done);
+    stream.on('close', done);
+  });
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -49,11 +64,7 @@ export async function writeToRemotes(
       bytes += chunk.length;
       await Promise.all(
         live().map(async (t) => {
-          if (t.write!.stream.write(chunk)) return;
-          await Promise.race([
-            once(t.write!.stream, 'drain'),
-            once(t.write!.stream, 'error').catch(() => {}),
-          ]);
+          if (!t.write!.stream.write(chunk)) await drained(t.write!.stream);
         }),
       );
       onProgress(bytes);
