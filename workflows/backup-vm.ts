@@ -170,14 +170,19 @@ class VmBackup {
     let snapshot: SnapshotInfo | undefined;
     try {
       snapshot = await this.snapshotWhenChainAllows(() =>
-        poolActivities(this.input.vm.poolId, 'snapshot').takeSnapshot({
-          ...this.ref,
-          jobId: job.id,
-          scheduleId: this.input.scheduleId,
-          runId: this.input.runId,
-          mode: offline ? 'normal' : pre.snapshotMode,
-          ignoreVdiUuids: pre.disks.filter((d) => d.ignored).map((d) => d.vdiUuid),
-        }),
+        // Not cancellable: a cancelled activity whose start event is not yet in history resolves at
+        // once in the workflow while the XAPI snapshot still lands later, after cleanup, leaked.
+        // Waiting for it lets the cleanup below delete it; the export after it sees the cancel.
+        CancellationScope.nonCancellable(() =>
+          poolActivities(this.input.vm.poolId, 'snapshot').takeSnapshot({
+            ...this.ref,
+            jobId: job.id,
+            scheduleId: this.input.scheduleId,
+            runId: this.input.runId,
+            mode: offline ? 'normal' : pre.snapshotMode,
+            ignoreVdiUuids: pre.disks.filter((d) => d.ignored).map((d) => d.vdiUuid),
+          }),
+        ),
       );
     } finally {
       // The VM is back up at once, whatever happens next.
