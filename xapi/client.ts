@@ -38,7 +38,21 @@ export interface XapiClient {
   /** waits until the task leaves `pending`; its parsed result, or XapiError from error_info */
   waitTask<T = unknown>(taskRef: string, opts?: { signal?: AbortSignal }): Promise<T>;
   cancelTask(taskRef: string): Promise<void>;
+  /**
+   * The pool's changes as they happen (`event.from`): first every existing object of `classes` as
+   * `add`, then `add`/`mod`/`del` events; ends when `signal` aborts.
+   */
+  events(classes: string[], opts?: { signal?: AbortSignal; pollSeconds?: number }): AsyncGenerator<XapiEvent>;
   logout(): Promise<void>;
+}
+
+export interface XapiEvent {
+  /** lowercase class name, as XAPI sends it (`vm`, `task`…) */
+  class: string;
+  operation: 'add' | 'mod' | 'del';
+  ref: string;
+  /** the object's current record (absent for `del`) */
+  snapshot?: Record<string, unknown>;
 }
 
 interface TaskRecord {
@@ -175,6 +189,27 @@ class Client implements XapiClient {
       if (t.status === 'cancelled') return new XapiError('TASK_CANCELLED', [taskRef]);
     } catch {}
     return e;
+  }
+
+  async *events(
+    classes: string[],
+    opts: { signal?: AbortSignal; pollSeconds?: number } = {},
+  ): AsyncGenerator<XapiEvent> {
+    let token = '';
+    const poll = opts.pollSeconds ?? 5;
+    while (!opts.signal?.aborted) {
+      const batch = await this.call<{ events: XapiEvent[]; token: string }>(
+        'event.from',
+        classes,
+        token,
+        poll + 0.0001,
+      );
+      token = batch.token;
+      for (const ev of batch.events) {
+        if (opts.signal?.aborted) return;
+        yield ev;
+      }
+    }
   }
 
   async cancelTask(taskRef: string): Promise<void> {

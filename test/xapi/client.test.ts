@@ -68,6 +68,29 @@ describe('our XAPI client against the simulator', () => {
     expect(rec.snapshot_time).toBeInstanceOf(Date);
   });
 
+  it("sees a snapshot and its task's completion through its event stream", async () => {
+    const [dev] = await vmNamed('dev-1');
+    const stop = new AbortController();
+    let started: Promise<string> | undefined;
+    let snapRef: string | undefined;
+    let sawTask = false;
+    for await (const ev of xapi.events(['VM', 'task'], { signal: stop.signal, pollSeconds: 1 })) {
+      if (!started) {
+        // the initial state is being delivered: start the snapshot, its result is not awaited here
+        started = xapi.call<string>('Async.VM.snapshot', dev, 'watched');
+        continue;
+      }
+      const task = await started;
+      if (ev.class === 'vm' && ev.operation === 'add' && (ev.snapshot as any)?.snapshot_of === dev)
+        snapRef = ev.ref;
+      if (ev.class === 'task' && ev.ref === task && (ev.snapshot as any)?.status === 'success')
+        sawTask = true;
+      if (snapRef && sawTask) stop.abort();
+    }
+    expect(snapRef).toMatch(/^OpaqueRef:/);
+    expect((await xapi.getRecord<any>('VM', snapRef!)).name_label).toBe('watched');
+  });
+
   it('errors are XapiError with code and params, sync and async', async () => {
     const [prod] = await vmNamed('prod-1');
     const sync = await xapi.call('VM.start', prod, false, false).catch((e) => e);
