@@ -142,8 +142,12 @@ function crossCheck(config: Config): ConfigProblem[] {
     }
     if (job.mode === 'replication' || job.mode === 'disaster-recovery') {
       // Planned (DESIGN §1); refused until built rather than silently running a snapshot-only job.
-      problems.push({ path: `${at}.mode`, message: `mode "${job.mode}" is not implemented yet (use snapshot, full or delta)` });
-      if (!job.targetSr) problems.push({ path: `${at}.targetSr`, message: `a ${job.mode} job needs a targetSr { pool, sr }` });
+      problems.push({
+        path: `${at}.mode`,
+        message: `mode "${job.mode}" is not implemented yet (use snapshot, full or delta)`,
+      });
+      if (!job.targetSr)
+        problems.push({ path: `${at}.targetSr`, message: `a ${job.mode} job needs a targetSr { pool, sr }` });
     }
     if (parseDuration(job.catchupWindow) === undefined) {
       problems.push({
