@@ -1,5 +1,6 @@
 // Every activity of a backup run, built from the worker's dependencies.
 import type { BackupActivities } from './contract';
+import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
 import { createRemoteActivities } from './remote-activities';
@@ -13,10 +14,11 @@ export interface ActivityDeps {
 
 export function createBackupActivities({ pools, remotes }: ActivityDeps): BackupActivities {
   return {
-    ...createVmActivities(pools),
+    // Exports and merges heartbeat their progress; the others heartbeat while they run.
+    ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
     ...createRemoteActivities(remotes),
-    ...createMetadataActivities(pools, remotes),
+    ...keepingAlive(createMetadataActivities(pools, remotes)),
   };
 }
 

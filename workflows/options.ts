@@ -16,8 +16,10 @@ export function mainActivities() {
 }
 
 const poolTimeouts: Record<PoolQueueKind, { startToCloseTimeout: string; heartbeatTimeout?: string }> = {
-  ops: { startToCloseTimeout: '15m' },
-  snapshot: { startToCloseTimeout: '30m' },
+  // These activities heartbeat while they run (activities/keep-alive), so a dead worker is noticed
+  // in 30 s, not after the whole start-to-close timeout.
+  ops: { startToCloseTimeout: '15m', heartbeatTimeout: '30s' },
+  snapshot: { startToCloseTimeout: '30m', heartbeatTimeout: '30s' },
   // Exports stream for hours; the heartbeat (bytes so far) is what detects a dead worker.
   'disk-export': { startToCloseTimeout: '24h', heartbeatTimeout: '30s' },
   'vm-export': { startToCloseTimeout: '24h', heartbeatTimeout: '30s' },
