@@ -4,6 +4,8 @@ import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
 import { createRemoteActivities } from './remote-activities';
+import { createRestoreActivities } from './restore-activities';
+import type { RestoreActivities } from './restore-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
 import { createVmActivities } from './vm-activities';
 
@@ -12,13 +14,17 @@ export interface ActivityDeps {
   remotes: RemoteRegistry;
 }
 
-export function createBackupActivities({ pools, remotes }: ActivityDeps): BackupActivities {
+export function createBackupActivities({
+  pools,
+  remotes,
+}: ActivityDeps): BackupActivities & RestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
     ...createRemoteActivities(remotes),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
+    ...createRestoreActivities(pools, remotes),
   };
 }
 

@@ -1,3 +1,5 @@
 // The workflow types the worker bundles.
 export { backupJob, runReportQuery } from './backup-job';
 export { backupVm, vmReportQuery } from './backup-vm';
+export { healthCheck } from './health-check';
+export { restoreProgressQuery, restoreVm } from './restore-vm';

@@ -1,0 +1,159 @@
+// Restore of one VM backup onto any SR of any configured pool (DESIGN §3, xo-backups.md §7):
+// inspect (the whole chain checked before anything is created) → a full backup's XVA streamed into
+// `PUT /import`, or for a delta: VDIs created, each disk's chain sent as one VHD, then the VM, its
+// VBDs and VIFs → start on request. A failure or a cancellation removes what was created, in a
+// non-cancellable scope.
+import {
+  CancellationScope,
+  defineQuery,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type {
+  BackupPlan,
+  RestoreActivities,
+  RestoredVm,
+  RestoreTarget,
+} from '../activities/restore-contract';
+import { type BackupRef, parseBackupId } from '../core/restore-backup-id';
+import type { RestorePurpose } from '../core/restore-naming';
+import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+
+export const RESTORE_VM_WORKFLOW = 'restoreVm';
+
+export interface RestoreVmInput {
+  /** `<remoteId>:<vmUuid>/<ts>` */
+  backupId: string;
+  poolId: string;
+  /** SR uuid or name on that pool */
+  sr: string;
+  start?: boolean;
+  /** new MAC addresses for the VIFs (delta restores); default false: the backed-up MACs */
+  newMacAddresses?: boolean;
+}
+
+export interface RestoreVmResult extends RestoredVm {
+  backupId: string;
+  poolId: string;
+  srUuid: string;
+  mode: 'full' | 'delta';
+  bytes: number;
+}
+
+export interface RestoreProgress {
+  phase: 'inspect' | 'create' | 'transfer' | 'start' | 'done' | 'cleanup' | 'failed';
+  backupId: string;
+  plan?: Pick<BackupPlan, 'mode' | 'vmName' | 'restoreBytes' | 'disks'>;
+  vmUuid?: string;
+}
+
+export const restoreProgressQuery = defineQuery<RestoreProgress>('progress');
+
+const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 };
+
+export function mainRestoreActivities() {
+  return proxyActivities<RestoreActivities>({
+    taskQueue: MAIN_QUEUE,
+    startToCloseTimeout: '1h',
+    heartbeatTimeout: '60s',
+    retry,
+  });
+}
+
+export function poolRestoreActivities(poolId: string, kind: PoolQueueKind, startToCloseTimeout = '15m') {
+  const streaming = kind === 'disk-export' || kind === 'vm-export';
+  return proxyActivities<RestoreActivities>({
+    taskQueue: poolQueue(poolId, kind),
+    startToCloseTimeout: streaming ? '24h' : startToCloseTimeout,
+    heartbeatTimeout: '30s',
+    retry,
+  });
+}
+
+/**
+ * The restore itself, shared by `restoreVm` and the health check. `onPlan` sees the checked backup
+ * before anything is created (the health check decides there whether to go on).
+ */
+export async function restoreBackup(
+  o: RestoreVmInput & { restoreId: string; purpose: RestorePurpose },
+  progress: RestoreProgress,
+  onPlan?: (plan: BackupPlan) => boolean,
+): Promise<RestoreVmResult | undefined> {
+  const backup: BackupRef = parseBackupId(o.backupId);
+  const ops = poolRestoreActivities(o.poolId, 'ops');
+  const marks = { restoreId: o.restoreId, purpose: o.purpose };
+  progress.phase = 'inspect';
+  const plan = await mainRestoreActivities().inspectBackup(backup);
+  progress.plan = {
+    mode: plan.mode,
+    vmName: plan.vmName,
+    restoreBytes: plan.restoreBytes,
+    disks: plan.disks,
+  };
+  if (onPlan && !onPlan(plan)) return undefined;
+  const target: RestoreTarget = await ops.resolveRestoreSr({ poolId: o.poolId, sr: o.sr });
+  try {
+    let vm: RestoredVm;
+    let bytes = 0;
+    if (plan.mode === 'full') {
+      progress.phase = 'transfer';
+      const imported = await poolRestoreActivities(o.poolId, 'vm-export').importRestoreXva({
+        ...marks,
+        target,
+        backup,
+        xvaPath: plan.xvaPath!,
+      });
+      bytes = imported.bytes || plan.restoreBytes;
+      vm = imported;
+    } else {
+      progress.phase = 'create';
+      const vdis = await ops.createRestoreVdis({ ...marks, target, disks: plan.disks });
+      progress.phase = 'transfer';
+      const disk = poolRestoreActivities(o.poolId, 'disk-export');
+      const sent = await Promise.all(
+        plan.disks.map((d) =>
+          disk.importRestoreDisk({
+            poolId: o.poolId,
+            backup,
+            vhdPath: d.vhdPath,
+            vdiUuid: vdis.find((v) => v.key === d.key)!.uuid,
+          }),
+        ),
+      );
+      bytes = sent.reduce((n, s) => n + s.bytes, 0);
+      progress.phase = 'create';
+      vm = await ops.createRestoredVm({
+        ...marks,
+        poolId: o.poolId,
+        backup,
+        vdis,
+        newMacAddresses: o.newMacAddresses ?? false,
+      });
+    }
+    progress.vmUuid = vm.vmUuid;
+    if (o.start) {
+      progress.phase = 'start';
+      vm = { ...vm, powerState: await ops.startRestoredVm({ poolId: o.poolId, vmUuid: vm.vmUuid }) };
+    }
+    progress.phase = 'done';
+    return { ...vm, backupId: o.backupId, poolId: o.poolId, srUuid: target.srUuid, mode: plan.mode, bytes };
+  } catch (err) {
+    progress.phase = 'cleanup';
+    await CancellationScope.nonCancellable(() =>
+      poolRestoreActivities(o.poolId, 'ops').removeRestored({ poolId: o.poolId, restoreId: o.restoreId }),
+    );
+    progress.phase = 'failed';
+    throw err;
+  }
+}
+
+export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult> {
+  const progress: RestoreProgress = { phase: 'inspect', backupId: input.backupId };
+  setHandler(restoreProgressQuery, () => progress);
+  const result = await restoreBackup(
+    { ...input, restoreId: workflowInfo().workflowId, purpose: 'restore' },
+    progress,
+  );
+  return result!;
+}
