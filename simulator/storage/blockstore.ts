@@ -32,14 +32,21 @@ export class BlockStore {
   private readonly layers = new Map<string, LayerMeta>();
   private readonly heads = new Map<string, string>();
   private readonly files = new Map<string, Promise<FileHandle>>();
+  /** layer id → number of layers whose parent it is */
+  private readonly childCount = new Map<string, number>();
+  /** layer id → number of VDIs whose head it is */
+  private readonly headCount = new Map<string, number>();
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
   }
 
   load(meta: StoreMeta): void {
-    for (const l of meta.layers) this.layers.set(l.id, l);
-    for (const [vdi, head] of Object.entries(meta.heads)) this.heads.set(vdi, head);
+    for (const l of meta.layers) {
+      this.layers.set(l.id, l);
+      if (l.parent !== null) bump(this.childCount, l.parent, 1);
+    }
+    for (const [vdi, head] of Object.entries(meta.heads)) this.setHead(vdi, head);
   }
 
   dump(): StoreMeta {
@@ -55,6 +62,7 @@ export class BlockStore {
   private newLayer(parent: string | null): string {
     const id = randomUUID();
     this.layers.set(id, { id, parent, blocks: {}, slots: 0 });
+    if (parent !== null) bump(this.childCount, parent, 1);
     return id;
   }
 
@@ -81,32 +89,42 @@ export class BlockStore {
   }
 
   createVdi(vdi: string): void {
-    this.heads.set(vdi, this.newLayer(null));
+    this.setHead(vdi, this.newLayer(null));
   }
 
   /** `snap` shares `src`'s current content; `src` continues on a new empty leaf if its head was writable. */
   snapshotVdi(src: string, snap: string): void {
     const h = this.head(src);
-    if (this.isWritable(h)) this.heads.set(src, this.newLayer(h));
-    this.heads.set(snap, h);
+    if (this.isWritable(h)) this.setHead(src, this.newLayer(h));
+    this.setHead(snap, h);
   }
 
   /** A writable copy-on-write child of `src`'s current content. */
   cloneVdi(src: string, clone: string): void {
     this.snapshotVdi(src, clone);
-    this.heads.set(clone, this.newLayer(this.head(clone)));
+    this.setHead(clone, this.newLayer(this.head(clone)));
   }
 
   private children(id: string): number {
-    let n = 0;
-    for (const l of this.layers.values()) if (l.parent === id) n++;
-    return n;
+    return this.childCount.get(id) ?? 0;
   }
 
   private headRefs(id: string): number {
-    let n = 0;
-    for (const h of this.heads.values()) if (h === id) n++;
-    return n;
+    return this.headCount.get(id) ?? 0;
+  }
+
+  private setHead(vdi: string, layer: string): void {
+    const old = this.heads.get(vdi);
+    if (old !== undefined) bump(this.headCount, old, -1);
+    this.heads.set(vdi, layer);
+    bump(this.headCount, layer, 1);
+  }
+
+  private deleteHead(vdi: string): void {
+    const old = this.heads.get(vdi);
+    if (old === undefined) return;
+    bump(this.headCount, old, -1);
+    this.heads.delete(vdi);
   }
 
   private isWritable(id: string): boolean {
@@ -118,7 +136,7 @@ export class BlockStore {
     const h = this.head(vdi);
     if (this.isWritable(h)) return this.layer(h);
     const leaf = this.newLayer(h);
-    this.heads.set(vdi, leaf);
+    this.setHead(vdi, leaf);
     return this.layer(leaf);
   }
 
@@ -244,7 +262,7 @@ export class BlockStore {
   }
 
   async deleteVdi(vdi: string, autoCoalesce: boolean): Promise<void> {
-    this.heads.delete(vdi);
+    this.deleteHead(vdi);
     await this.collect();
     if (autoCoalesce) await this.coalesce();
   }
@@ -275,7 +293,9 @@ export class BlockStore {
           if (child.blocks[index] === undefined)
             await this.writeLayerBlock(child, index, await this.readLayerBlock(l, index));
         }
+        bump(this.childCount, l.id, -1);
         child.parent = l.parent;
+        if (l.parent !== null) bump(this.childCount, l.parent, 1);
         await this.dropLayer(l.id);
         merged++;
         again = true;
@@ -285,7 +305,11 @@ export class BlockStore {
   }
 
   private async dropLayer(id: string): Promise<void> {
+    const parent = this.layers.get(id)?.parent ?? null;
+    if (parent !== null) bump(this.childCount, parent, -1);
     this.layers.delete(id);
+    this.childCount.delete(id);
+    this.headCount.delete(id);
     const f = this.files.get(id);
     this.files.delete(id);
     if (f) await (await f).close();
@@ -297,4 +321,10 @@ export class BlockStore {
     this.files.clear();
     for (const f of fs) await (await f).close();
   }
+}
+
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n <= 0) counts.delete(key);
+  else counts.set(key, n);
 }
