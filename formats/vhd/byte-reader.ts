@@ -37,16 +37,19 @@ export class ByteReader {
       this.chunks[0] = this.chunks[0].subarray(take);
       if (this.chunks[0].length === 0) this.chunks.shift();
     } else {
+      // Gather from several chunks; drop the consumed ones in one splice (no O(n²) shifting).
       out = Buffer.allocUnsafe(take);
       let o = 0;
+      let k = 0;
       while (o < take) {
-        const c = this.chunks[0];
-        const k = Math.min(c.length, take - o);
-        c.copy(out, o, 0, k);
-        o += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
+        const c = this.chunks[k];
+        const m = Math.min(c.length, take - o);
+        c.copy(out, o, 0, m);
+        o += m;
+        if (m === c.length) k++;
+        else this.chunks[k] = c.subarray(m);
       }
+      this.chunks.splice(0, k);
     }
     this.buffered -= take;
     this.position += take;

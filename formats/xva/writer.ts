@@ -56,7 +56,7 @@ async function* diskChunks(disk: NormalDisk): AsyncGenerator<{ index: number; da
       const len = Math.min(XVA_CHUNK_SIZE, size - k * XVA_CHUNK_SIZE);
       if (!present.has(block)) {
         if (k === 0 || k === count - 1) yield { index: k, data: Buffer.alloc(len) };
-        else k = (block + 1) * perBlock - 1; // skip to the next block
+        else k = Math.min((block + 1) * perBlock, count - 1) - 1; // skip to the next block, or the last chunk
         continue;
       }
       if (cached?.block !== block) cached = { block, data: await src.readBlock(block) };
