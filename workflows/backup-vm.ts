@@ -19,8 +19,10 @@ import type {
 import { chooseBaseSnapshot, type DiskPlan, planDisks } from '../core/delta-base';
 import { parseDuration } from '../core/duration';
 import type { BackupJobInput } from '../core/job-input';
+import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
+import { healthCheckStep } from './health-check';
 import { mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 
@@ -368,6 +370,14 @@ class VmBackup {
         },
       );
     }
+    // Health check (workflows/health-check.ts): restore this backup, boot it, wait for its agent, delete.
+    const checked = written.find((w) => w.ok)?.remoteId;
+    await healthCheckStep(this.steps, this.input.healthCheck, {
+      backupId:
+        checked &&
+        formatBackupId({ remoteId: checked, vmUuid: this.input.vm.uuid, basename: snapshot.datetime }),
+      poolId: this.input.vm.poolId,
+    });
   }
 
   private async cleanup(): Promise<void> {
