@@ -72,9 +72,12 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
       state.methods = methods;
       if (loadState(state, dir)) recoverAfterRestart(state);
       else await buildPool(state, sc);
-      saveState(state, dir);
-      state.onChange = () => saveState(state, dir);
-      state.db.onMutate = () => state.changed();
+      if (!tempDir) {
+        // only a kept data dir needs the state on disk (saved shortly after each change)
+        saveState(state, dir);
+        state.onChange = () => saveState(state, dir);
+        state.db.onMutate = () => state.changed();
+      }
       states.push({ state, dir });
       const server = createPoolServer(state);
       servers.push(server);
