@@ -1,4 +1,4 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { VhdError } from './errors';
 import { decodeLocatorData } from './header';
@@ -19,16 +19,16 @@ export async function parentCandidates(child: VhdFile): Promise<string[]> {
     if (!p) continue;
     if (p.startsWith('file://')) p = p.slice('file://'.length);
     p = p.replace(/\\/g, '/');
+    if (p.trim() === '') continue;
     out.push(path.resolve(dir, p));
   }
   if (header.parentUnicodeName) out.push(path.resolve(dir, header.parentUnicodeName.replace(/\\/g, '/')));
   return [...new Set(out)];
 }
 
-async function exists(p: string): Promise<boolean> {
+async function isFile(p: string): Promise<boolean> {
   try {
-    await access(p);
-    return true;
+    return (await stat(p)).isFile();
   } catch {
     return false;
   }
@@ -37,7 +37,7 @@ async function exists(p: string): Promise<boolean> {
 /** The path of the parent file, or a PARENT_MISSING VhdError naming the child and what was looked for. */
 export async function resolveParentPath(child: VhdFile): Promise<string> {
   const candidates = await parentCandidates(child);
-  for (const c of candidates) if (await exists(c)) return c;
+  for (const c of candidates) if (await isFile(c)) return c;
   const name = child.header?.parentUnicodeName || candidates[0] || '(no name)';
   throw new VhdError('PARENT_MISSING', `parent ${JSON.stringify(name)} not found`, child.path);
 }
