@@ -28,6 +28,8 @@ export interface SimStats {
     import_raw_vdi: number;
   };
   calls: Record<string, number>;
+  /** allocated 2 MiB blocks read from the disks (exports, copies), since the last reset */
+  blocksRead: number;
 }
 
 export interface SimSnapshot {

@@ -160,10 +160,12 @@ export async function handleControl(
         return json(res, 200, {
           maxConcurrent: pool.stats.max,
           current: pool.stats.current,
+          blocksRead: pool.store.blocksRead,
           calls: pool.stats.calls,
         });
       case 'POST stats/reset':
         pool.stats.reset();
+        pool.store.blocksRead = 0;
         return json(res, 200, { ok: true });
       case 'GET snapshots': {
         const out = pool.db

@@ -36,6 +36,8 @@ export class BlockStore {
   private readonly childCount = new Map<string, number>();
   /** layer id → number of VDIs whose head it is */
   private readonly headCount = new Map<string, number>();
+  /** allocated blocks read through readBlock (what an export costs), for the stats */
+  blocksRead = 0;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -170,6 +172,7 @@ export class BlockStore {
   async readBlock(vdi: string, index: number): Promise<Buffer> {
     const l = this.holder(vdi, index);
     if (!l) return ZERO_BLOCK;
+    this.blocksRead++;
     return this.readLayerBlock(l, index);
   }
 

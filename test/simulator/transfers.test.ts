@@ -146,6 +146,30 @@ describe('GET /export_raw_vdi', () => {
     expect(sha(rebuilt)).toBe(sha(await readAll(await pool.control.readVdi(second!.uuid))));
   });
 
+  it('a delta export reads only the changed blocks, however large the disk', async () => {
+    const sr = Object.values<any>(await rpc(url, 'pool.get_all_records', s))[0].default_SR;
+    const vdi = await rpc(url, 'VDI.create', s, {
+      SR: sr,
+      virtual_size: 64 * MiB,
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: {},
+    });
+    const uuid = await rpc(url, 'VDI.get_uuid', s, vdi);
+    await pool.control.writeRandomBlocks(uuid, { count: 32, seed: 'full disk' });
+    const base = await rpc(url, 'VDI.snapshot', s, vdi, {});
+    const changed = await pool.control.writeRandomBlocks(uuid, { count: 2, seed: 'two blocks' });
+    const next = await rpc(url, 'VDI.snapshot', s, vdi, {});
+    await pool.control.resetStats();
+    const delta = await download('/export_raw_vdi', { session_id: s, vdi: next, base, format: 'vhd' });
+    expect(delta.status).toBe(200);
+    expect((await pool.control.stats()).blocksRead).toBe(changed.length);
+    await pool.control.resetStats();
+    await download('/export_raw_vdi', { session_id: s, vdi: next, format: 'vhd' });
+    expect((await pool.control.stats()).blocksRead).toBe(32);
+  });
+
   it('adopts the task given as task_id and completes it', async () => {
     const disk = await firstDisk(await vmByName(url, s, 'dev-1'));
     const task = await rpc(url, 'task.create', s, 'my export', '');
