@@ -76,7 +76,7 @@ describe('concurrency', () => {
   it('never more than 2 snapshots or 12 disk exports at once per pool, and both limits are reached', async () => {
     for (const p of stack.sim.pools) {
       await p.control.resetStats();
-      await p.control.delay('VM.snapshot', 150); // snapshots overlap
+      await p.control.delay('VM.snapshot', 600); // long enough that snapshots overlap even on a loaded machine
       await p.control.throttle({ bytesPerSecond: 512 << 10 }); // each export lasts ~4 s
     }
     const report = await stack.runJob('all-at-once');
