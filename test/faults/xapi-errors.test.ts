@@ -1,0 +1,211 @@
+// Injected XAPI errors, through the simulator's control API, against real workers and Temporal:
+// a transient error at any step is retried and the run succeeds; a permanent one fails that VM at
+// once with the XAPI code in its report while the other VM is backed up; an export stream cut
+// midway is exported again from the start with the same snapshot. After each run the chains rebuilt
+// by qemu-img equal the snapshots and each VM keeps exactly one job snapshot.
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../../core/run-report';
+import {
+  allSnapshotsOf,
+  dailySchedule,
+  hiddenFiles,
+  jobSnapshotsOf,
+  pretty,
+  random,
+  stepsOf,
+  Truths,
+} from '../durability/checks';
+import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { listJson } from '../helpers/remote-files';
+
+const JOB = 'nightly';
+let stack: BackupStack;
+let truths: Truths;
+const vms: Record<string, { uuid: string; disks: { uuid: string }[] }> = {};
+
+const scenario = {
+  pools: [
+    {
+      id: 'lab',
+      credentials: [{ username: 'root', password: 'faults-secret-pw' }],
+      srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
+      networks: [{ id: 'net0', name: 'Network 0' }],
+      vms: ['alpha', 'beta'].map((name, i) => ({
+        name,
+        tags: ['prod'],
+        power: 'Running' as const,
+        networks: ['net0'],
+        disks: [{ name: `${name} root`, size: '12MiB', content: random(10 + i, 4) }],
+      })),
+    },
+  ],
+};
+
+beforeAll(async () => {
+  stack = await startBackupStack({
+    scenario,
+    jobs: [
+      {
+        id: JOB,
+        mode: 'delta',
+        vms: { tags: ['prod'] },
+        remotes: ['nas'],
+        concurrency: 1,
+        schedules: dailySchedule(10),
+      },
+    ],
+  });
+  truths = new Truths(stack);
+  for (const name of ['alpha', 'beta']) vms[name] = await stack.vm(name);
+});
+afterAll(() => stack?.close());
+
+const control = () => stack.pool().control;
+
+/** Changes both disks, runs the job with the stats reset, returns the report and the XAPI call counts. */
+async function run(): Promise<{ report: RunReport; calls: Record<string, number>; workflowId: string }> {
+  for (const [name, vm] of Object.entries(vms))
+    await control().writeRandomBlocks(vm.disks[0].uuid, { count: 1, seed: `${name} ${Date.now()}` });
+  await control().resetStats();
+  const handle = await stack.startJob(JOB);
+  const report = (await handle.result()) as RunReport;
+  return { report, calls: (await control().stats()).calls, workflowId: handle.workflowId };
+}
+
+/** One job snapshot per VM, nothing hidden on the remote, the newest backup exact, every older one too. */
+async function expectHealthy(name: string): Promise<void> {
+  const vm = vms[name];
+  expect(await jobSnapshotsOf(stack, vm.uuid, JOB), `${name}: one job snapshot`).toHaveLength(1);
+  expect(await allSnapshotsOf(stack, vm.uuid), `${name}: no other snapshot`).toHaveLength(1);
+  expect(await hiddenFiles(stack, 'nas', vm.uuid)).toEqual([]);
+  await truths.checkNewest(vm.uuid, JOB);
+  await truths.checkAll(vm.uuid, JOB);
+}
+
+/**
+ * The attempt that ended each activity of a VM's child workflow, by activity type (a history records
+ * one ActivityTaskStarted per activity, carrying the last attempt's number).
+ */
+async function activityAttempts(client: Client, childId: string): Promise<Record<string, number[]>> {
+  const history = await client.workflow.getHandle(childId).fetchHistory();
+  const types = new Map<string, string>();
+  const out: Record<string, number[]> = {};
+  for (const e of history.events ?? []) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) {
+      const type = types.get(String(started.scheduledEventId)) ?? '?';
+      out[type] = [...(out[type] ?? []), started.attempt ?? 1];
+    }
+  }
+  return out;
+}
+
+const childId = (report: RunReport, name: string) => report.vms.find((v) => v.vmName === name)!.workflowId;
+
+describe('injected XAPI errors', () => {
+  it('first run, no fault: both VMs backed up', async () => {
+    const { report } = await run();
+    expect(report.status, pretty(report)).toBe('success');
+    for (const name of ['alpha', 'beta']) await expectHealthy(name);
+  });
+
+  it('a transient error on VM.snapshot is retried; one snapshot per VM', async () => {
+    await control().injectFault({ method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', times: 2 });
+    const { report, calls } = await run();
+    expect(report.status, pretty(report)).toBe('success');
+    // 2 refused calls, then one snapshot per VM.
+    expect(calls['VM.snapshot']).toBe(4);
+    const attempts = await activityAttempts(stack.client, childId(report, 'alpha'));
+    expect(attempts.takeSnapshot, 'takeSnapshot succeeded at its 3rd attempt').toEqual([3]);
+    for (const name of ['alpha', 'beta']) await expectHealthy(name);
+  });
+
+  it('a transient error on VDI.get_by_uuid in the export is retried', async () => {
+    await control().injectFault({ method: 'VDI.get_by_uuid', code: 'TOO_BUSY' });
+    const { report, calls } = await run();
+    expect(report.status, pretty(report)).toBe('success');
+    expect(calls['VM.snapshot']).toBe(2);
+    const attempts = await activityAttempts(stack.client, childId(report, 'alpha'));
+    expect(attempts.exportDisk).toEqual([2]);
+    for (const name of ['alpha', 'beta']) await expectHealthy(name);
+    expect(stepsOf(report, 'alpha', 'export')[0].detail).toMatch(/^delta from/);
+  });
+
+  it('a transient error while the metadata is built is retried; the JSON is written once', async () => {
+    // VIF.get_record: only the metadata activity reads the VM's VIFs.
+    await control().injectFault({ method: 'VIF.get_record', code: 'TOO_BUSY', times: 2 });
+    const before = await listJson(stack.remoteDir('nas'), vms.alpha.uuid);
+    const { report } = await run();
+    expect(report.status, pretty(report)).toBe('success');
+    const attempts = await activityAttempts(stack.client, childId(report, 'alpha'));
+    expect(attempts.writeMetadata).toEqual([3]);
+    expect(await listJson(stack.remoteDir('nas'), vms.alpha.uuid)).toHaveLength(before.length + 1);
+    for (const name of ['alpha', 'beta']) await expectHealthy(name);
+  });
+
+  it('a permanent error on VM.snapshot fails that VM at once with the XAPI code; the other succeeds', async () => {
+    const before = Object.fromEntries(
+      await Promise.all(
+        Object.entries(vms).map(async ([n, vm]) => [n, await listJson(stack.remoteDir('nas'), vm.uuid)]),
+      ),
+    );
+    const bases = Object.fromEntries(
+      await Promise.all(
+        Object.entries(vms).map(async ([n, vm]) => [n, (await jobSnapshotsOf(stack, vm.uuid, JOB))[0].uuid]),
+      ),
+    );
+    await control().injectFault({
+      method: 'VM.snapshot',
+      code: 'OPERATION_BLOCKED',
+      params: ['ref', 'blocked'],
+    });
+    const { report, calls } = await run();
+    expect(report.status, pretty(report)).toBe('failure');
+    const failed = report.vms.filter((v) => v.status === 'failure');
+    expect(failed, pretty(report)).toHaveLength(1);
+    const [bad] = failed;
+    const good = report.vms.find((v) => v !== bad)!;
+    expect(good.status).toBe('success');
+    const snapshotStep = stepsOf(report, bad.vmName, 'snapshot')[0];
+    expect(snapshotStep).toMatchObject({ status: 'failure', error: { code: 'OPERATION_BLOCKED' } });
+    expect(bad.error?.code).toBe('OPERATION_BLOCKED');
+    // Not retried: one refused call for the bad VM, one snapshot for the good one.
+    expect(calls['VM.snapshot']).toBe(2);
+    const attempts = await activityAttempts(stack.client, bad.workflowId);
+    expect(attempts.takeSnapshot).toEqual([1]);
+    expect(attempts.exportDisk).toBeUndefined();
+    // The failed VM: no new backup, its base snapshot kept, nothing leaked.
+    expect(await listJson(stack.remoteDir('nas'), bad.vmUuid)).toEqual(before[bad.vmName]);
+    expect((await jobSnapshotsOf(stack, bad.vmUuid, JOB)).map((s) => s.uuid)).toEqual([bases[bad.vmName]]);
+    expect(await allSnapshotsOf(stack, bad.vmUuid)).toHaveLength(1);
+    await truths.checkAll(bad.vmUuid, JOB);
+    expect(await listJson(stack.remoteDir('nas'), good.vmUuid)).toHaveLength(before[good.vmName].length + 1);
+    await expectHealthy(good.vmName);
+  });
+
+  it('an export cut after N bytes is exported again from the start, with the same snapshot', async () => {
+    await control().cutExport({ afterBytes: 1 << 20 });
+    const { report, calls } = await run();
+    expect(report.status, pretty(report)).toBe('success');
+    expect(calls['VM.snapshot'], 'one snapshot per VM, not one per attempt').toBe(2);
+    const attempts = await Promise.all(
+      ['alpha', 'beta'].map((n) => activityAttempts(stack.client, childId(report, n))),
+    );
+    expect(
+      attempts.map((a) => a.exportDisk).sort(),
+      'the cut export (whichever VM came first) was attempted twice',
+    ).toEqual([[1], [2]]);
+    for (const name of ['alpha', 'beta']) {
+      const vm = report.vms.find((v) => v.vmName === name)!;
+      const snapshotUuid = stepsOf(report, name, 'snapshot')[0].detail?.split(' ')[1];
+      const backup = await truths.checkNewest(vms[name].uuid, JOB);
+      expect(backup.metadata.vmSnapshot.uuid, `${vm.vmName}: the backup is of the run's one snapshot`).toBe(
+        snapshotUuid,
+      );
+      await expectHealthy(name);
+    }
+  });
+});
