@@ -1,7 +1,7 @@
 import { access, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { bitmapHas, bitmapIsFull, blockCount, STORED_BLOCK_SIZE } from './bat';
-import { BITMAP_SIZE, DiskType, FOOTER_SIZE, SECTOR_SIZE, SECTORS_PER_BLOCK } from './constants';
+import { batSize, bitmapHas, bitmapIsFull, blockCount, STORED_BLOCK_SIZE } from './bat';
+import { BITMAP_SIZE, DiskType, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, SECTORS_PER_BLOCK } from './constants';
 import { VhdError } from './errors';
 import { encodeFooter, type VhdFooter } from './footer';
 import { encodeHeader } from './header';
@@ -114,26 +114,60 @@ async function start(childPath: string): Promise<MergeState> {
   }
 }
 
-/** Makes the parent's BAT hold `needed` entries, within the space it already has before its first block. */
+/**
+ * Makes the parent's BAT hold `needed` entries (the child's disk is larger). Blocks stored where the
+ * larger BAT goes are first moved to the end of the file, one at a time: a fresh footer past the
+ * new place, the copy, fsync, then the 4-byte BAT entry switch, fsync, so a reader finds one of two
+ * identical copies. Then the new entries are written unused (0xFF), fsync, then the header. Safe to
+ * re-run after a crash at any point (nothing moved twice, the header is written last).
+ */
 async function growBat(parent: VhdFile, needed: number): Promise<void> {
   const header = parent.header!;
   if (needed <= header.maxTableEntries) return;
-  let firstData = parent.fileSize - FOOTER_SIZE;
-  for (const b of parent.blocks()) firstData = Math.min(firstData, parent.bat!.offset(b)!);
-  const capacity = Math.floor((firstData - header.tableOffset) / 4);
-  if (needed > capacity) {
+  const fh = parent.handle;
+  const bat = parent.bat!;
+  const batStart = header.tableOffset;
+  const batEnd = batStart + batSize(needed);
+  const overlaps = (o: number, len: number) => o < batEnd && o + len > batStart;
+  if (
+    overlaps(parent.footer.dataOffset!, HEADER_SIZE) ||
+    header.parentLocators.some((l) => overlaps(l.dataOffset, l.dataSpace))
+  ) {
     throw new VhdError(
       'UNSUPPORTED',
-      `the child needs ${needed} BAT entries, the parent has room for ${capacity} (disk grew too much)`,
+      'cannot grow the BAT: the header or a parent locator follows it',
       parent.path,
     );
   }
-  const extra = Buffer.alloc((needed - header.maxTableEntries) * 4, 0xff);
-  await parent.handle.write(extra, 0, extra.length, header.tableOffset + header.maxTableEntries * 4);
-  await parent.handle.sync();
+  const inTheWay = bat
+    .present()
+    .filter((i) => overlaps(bat.offset(i)!, STORED_BLOCK_SIZE))
+    .sort((x, y) => bat.offset(x)! - bat.offset(y)!);
+  let end = parent.fileSize;
+  const footer = encodeFooter(parent.footer);
+  const block = Buffer.allocUnsafe(STORED_BLOCK_SIZE);
+  for (const i of inTheWay) {
+    const { bytesRead } = await fh.read(block, 0, STORED_BLOCK_SIZE, bat.offset(i)!);
+    if (bytesRead !== STORED_BLOCK_SIZE)
+      throw new VhdError('TRUNCATED', `block ${i} is cut short`, parent.path);
+    const x = end - FOOTER_SIZE;
+    await fh.write(footer, 0, FOOTER_SIZE, x + STORED_BLOCK_SIZE);
+    await fh.write(block, 0, STORED_BLOCK_SIZE, x);
+    end = x + STORED_BLOCK_SIZE + FOOTER_SIZE;
+    await fh.sync();
+    const e = Buffer.alloc(4);
+    e.writeUInt32BE(x / SECTOR_SIZE, 0);
+    await fh.write(e, 0, 4, batStart + i * 4);
+    bat.entries[i] = x / SECTOR_SIZE;
+    await fh.sync();
+  }
+  const from = batStart + header.maxTableEntries * 4;
+  const extra = Buffer.alloc(batEnd - from, 0xff);
+  await fh.write(extra, 0, extra.length, from);
+  await fh.sync();
   const h = encodeHeader({ ...header, maxTableEntries: needed });
-  await parent.handle.write(h, 0, h.length, parent.footer.dataOffset!);
-  await parent.handle.sync();
+  await fh.write(h, 0, h.length, parent.footer.dataOffset!);
+  await fh.sync();
 }
 
 async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): Promise<void> {

@@ -112,4 +112,28 @@ describe('VHD chains and merge', () => {
     await mergeVhdIntoParent(path.join(dir, 'b.vhd'));
     await expectAllAgree(dir, ['b.vhd'], big, 'grow-after');
   });
+  it('merges a delta of a disk that grew past the BAT room: blocks in the way move to the end first', async () => {
+    const dir = path.join(tmp.dir, 'grow-far');
+    await mkdir(dir);
+    // 256 MiB = 128 entries = exactly one BAT sector: any growth needs more room
+    const small = new MemDisk(256 * MiB);
+    for (const i of [0, 1, 5, 127]) small.randomBlock(i, i === 5);
+    const pu = crypto.randomUUID();
+    await writeStream(createVhdStream(small, { uuid: pu }), path.join(dir, 'a.vhd'));
+    const big = new MemDisk(300 * MiB + 512);
+    for (const [k, v] of small.data) big.data.set(k, Buffer.from(v));
+    for (const i of [1, 128, 149, 150]) big.randomBlock(i, i === 149);
+    await writeStream(
+      createVhdStream(big.subset([1, 128, 149, 150]), {
+        parent: { uuid: pu, name: 'a.vhd', timestamp: new Date() },
+      }),
+      path.join(dir, 'b.vhd'),
+    );
+    await expectAllAgree(dir, ['a.vhd', 'b.vhd'], big, 'far-before', { sameSizeLayers: false });
+    await mergeVhdIntoParent(path.join(dir, 'b.vhd'));
+    const merged = await openVhdFile(path.join(dir, 'b.vhd'));
+    expect(merged.header!.maxTableEntries).toBe(151);
+    await merged.close();
+    await expectAllAgree(dir, ['b.vhd'], big, 'far-after');
+  });
 });
