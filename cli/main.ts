@@ -17,6 +17,41 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: '[--json]  list schedules and their next runs',
     load: async () => (await import('./apply')).schedulesCommand,
   },
+  worker: {
+    summary: '--config <file> [--pool <id>...]  run the workers until Ctrl-C',
+    load: async () => (await import('./worker')).workerCommand,
+  },
+  run: {
+    summary: '<jobId> --config <file> [--schedule <id>] [--no-wait] [--json]  run a job now',
+    load: async () => (await import('./run')).runCommand,
+  },
+  runs: {
+    summary: "[--job <id>] [--limit N] [--json] | show <workflowId>  recent runs, one run's report",
+    load: async () => (await import('./runs')).runsCommand,
+  },
+  cancel: {
+    summary: '<workflowId> [--wait]  cancel a run (its snapshots are still cleaned up)',
+    load: async () => (await import('./runs')).cancelCommand,
+  },
+  preview: {
+    summary: '<jobId> --config <file> [--json]  which VMs a run would take now, and why not the others',
+    load: async () => (await import('./preview')).previewCommand,
+  },
+  demo: {
+    summary: '[--once] [--port N]  the whole stack on the simulator: two runs, then the Web UI',
+    load: async () => (await import('./demo')).demoCommand,
+  },
+  sim: {
+    summary: '--scenario <file|demo> [--port N] [--data-dir DIR]  the XAPI simulator',
+    load: async () => (await import('./sim')).simCommand,
+  },
+  vhd: {
+    summary: 'inspect, check and convert VHD files',
+    load: async () => {
+      const { vhdCommand } = await import('./vhd');
+      return (argv) => vhdCommand(argv);
+    },
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,178 @@
+// `xcpb demo [--once] [--port N]` (= `npm start`): the whole product on this machine, from a fresh
+// clone: a Temporal dev server (detached, kept), the simulator's demo pool, a local remote and the
+// workers in this process; applies examples/config.yaml, runs `prod-nightly` twice (a full, then a
+// delta after the guests wrote data) and stays up for the Web UI until Ctrl-C.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { startBackupJob } from '../client/backup-client';
+import { connectClient, temporalTarget } from '../client/connect';
+import { loadConfigFile } from '../config/load';
+import type { Config } from '../core/config/schema';
+import { formatProblems } from '../core/config/validate';
+import type { RunReport } from '../core/run-report';
+import { applyPlan, planFromConfig } from '../schedules/apply';
+import { describePlan } from '../schedules/plan';
+import { startDetachedDevServer, stateDir } from '../server/dev-server';
+import { ensureTemporalCli } from '../server/temporal-cli';
+import { type SimControl, type Simulator, startSimulator } from '../simulator/index';
+import { installRuntime } from '../workers/runtime';
+import { connectWorkers, createWorkerSet } from '../workers/workers';
+import { connectionOptions } from './connection-flags';
+import { bold, dim, UsageError } from './output';
+import { exportKind, formatReportTree } from './report-format';
+import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
+
+export const EXAMPLE_CONFIG = path.resolve(import.meta.dirname, '../examples/config.yaml');
+const DEMO_JOB = 'prod-nightly';
+const DEMO_POOL = 'demo';
+const DEFAULT_SIM_PORT = 9580; // the port examples/config.yaml names
+const PASSWORD_ENV = 'XCPB_DEMO_PASSWORD'; // the variable examples/config.yaml references
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { once: { type: 'boolean' }, port: { type: 'string' }, ...connectionOptions },
+  });
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+    throw new UsageError(`--port must be a port number (0: any free port), got ${values.port}`);
+  const dir = stateDir();
+
+  const temporal = await temporalForDemo(values, dir);
+  const sim = await startDemoSimulator(path.join(dir, 'sim'), port);
+  const stops: (() => Promise<void>)[] = [() => sim.close()];
+  try {
+    const pool = sim.pool(DEMO_POOL);
+    say(`simulator: pool ${pool.id} at ${pool.url} (state in ${path.join(dir, 'sim')})`);
+    const backups = path.join(dir, 'backups');
+    await mkdir(backups, { recursive: true });
+    const config = await demoConfig(pool.url, backups);
+    // The worker resolves the pool's password reference from its environment, as in production.
+    process.env[PASSWORD_ENV] = pool.password;
+
+    installRuntime({ handleSignals: false });
+    const connection = await connectWorkers(temporal.address);
+    const workers = await createWorkerSet({ config, connection, namespace: temporal.namespace });
+    const running = workers.run();
+    stops.unshift(async () => {
+      workers.shutdown();
+      await running;
+      await connection.close();
+    });
+    say(`worker: ${workers.workers.length} task queues on ${temporal.address} (${temporal.namespace})`);
+
+    const client = await connectClient(temporal);
+    stops.unshift(() => client.connection.close());
+    const plan = await planFromConfig(client, config);
+    await applyPlan(client, plan);
+    say(
+      `schedules from ${path.relative(process.cwd(), EXAMPLE_CONFIG)}: ${describePlan(plan).join('; ') || 'up to date'}`,
+    );
+
+    const first = await runAndShow(client, config, 1);
+    const written = await writeGuestData(pool.control, first);
+    say(dim(`the guests wrote ${written} blocks of new data into their disks`));
+    const second = await runAndShow(client, config, 2);
+
+    say();
+    say(bold(`backups in ${backups}`));
+    if (temporal.uiUrl) {
+      say(bold(`Web UI: ${temporal.uiUrl}/namespaces/${temporal.namespace}/workflows`));
+    } else say(bold(`see the runs in the Web UI of the Temporal server at ${temporal.address}`));
+    say(`try: npx xcpb runs   npx xcpb runs show ${second.workflowId}   npx xcpb schedules`);
+    if (!values.once) {
+      say('running until Ctrl-C (the schedules keep firing while the worker is up)');
+      await untilSignal();
+    }
+    return runFailed(first) || runFailed(second) ? 1 : 0;
+  } finally {
+    for (const stop of stops) await stop().catch(() => undefined);
+    say('worker and simulator stopped');
+    if (temporal.startedHere)
+      say(`the Temporal server keeps running (state in ${dir}); stop it with \`npx xcpb server stop\``);
+  }
+}
+
+interface DemoTemporal {
+  address: string;
+  namespace: string;
+  uiUrl?: string;
+  startedHere: boolean;
+}
+
+/** The server named by --address / TEMPORAL_ADDRESS, or else our detached dev server. */
+async function temporalForDemo(
+  flags: { address?: string; namespace?: string },
+  dir: string,
+): Promise<DemoTemporal> {
+  const target = temporalTarget(flags);
+  if (flags.address || process.env.TEMPORAL_ADDRESS) return { ...target, startedHere: false };
+  const cli = await ensureTemporalCli((line) => say(dim(`[temporal] ${line}`)));
+  const server = await startDetachedDevServer(cli, dir);
+  say(
+    `Temporal: ${server.address} (${server.alreadyRunning ? 'already running' : 'started'}, state in ${dir})`,
+  );
+  return { address: server.address, namespace: target.namespace, uiUrl: server.uiUrl, startedHere: true };
+}
+
+/** The demo pool on the port the example config names, or on a free port when that one is taken
+ * (or when `--port 0` asks for it); an explicit --port is used as given. */
+async function startDemoSimulator(dataDir: string, port: number | undefined): Promise<Simulator> {
+  try {
+    return await startSimulator({ scenario: 'demo', dataDir, basePort: port ?? DEFAULT_SIM_PORT });
+  } catch (err) {
+    if (port !== undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    say(dim(`port ${DEFAULT_SIM_PORT} is taken: the simulator takes a free port`));
+    return startSimulator({ scenario: 'demo', dataDir, basePort: 0 });
+  }
+}
+
+/** examples/config.yaml pointed at this simulator and at a remote in the state directory (no root). */
+async function demoConfig(poolUrl: string, backupsDir: string): Promise<Config> {
+  const loaded = await loadConfigFile(EXAMPLE_CONFIG);
+  if (!loaded.ok) throw new Error(`${EXAMPLE_CONFIG}:\n${formatProblems(loaded.problems)}`);
+  const { config } = loaded;
+  return {
+    ...config,
+    pools: config.pools.map((p) => (p.id === DEMO_POOL ? { ...p, url: poolUrl } : p)),
+    remotes: config.remotes.map((r) => ({ ...r, url: `file://${backupsDir}` })),
+  };
+}
+
+async function runAndShow(client: Client, config: Config, nth: number): Promise<RunReport> {
+  say();
+  const handle = await startBackupJob(client, { config, jobId: DEMO_JOB });
+  say(bold(`run ${nth} of ${DEMO_JOB}: ${handle.workflowId}`));
+  const { report } = await followRun(client, handle.workflowId, progressPrinter(process.stdout));
+  say(bold(`run ${nth}: ${exportKind(report) ?? 'no'} backup, ${report.status}`));
+  say(formatReportTree(report, terminalStyle));
+  return report;
+}
+
+/** Changes a few blocks of every disk the run exported, as running guests would. */
+async function writeGuestData(control: SimControl, report: RunReport): Promise<number> {
+  const vdis = report.vms.flatMap((vm) =>
+    vm.steps.filter((s) => s.name === 'export' && s.status === 'success' && s.target).map((s) => s.target!),
+  );
+  let blocks = 0;
+  for (const vdi of vdis) {
+    blocks += (await control.writeRandomBlocks(vdi, { count: 2, seed: `${vdi}-${Date.now()}` })).length;
+  }
+  return blocks;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}

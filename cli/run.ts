@@ -1,0 +1,114 @@
+// `xcpb run <jobId> --config <file> [--schedule <id>] [--no-wait] [--json]`: a run of a job now,
+// followed VM by VM until it ends, then its report. Exit 1 when a VM failed (or the run did).
+import { parseArgs } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { getRunState, RunInFlightError, type RunState, startBackupJob } from '../client/backup-client';
+import { loadConfigFile } from '../config/load';
+import { formatProblems } from '../core/config/validate';
+import type { RunReport } from '../core/run-report';
+import { clientFromFlags, connectionOptions } from './connection-flags';
+import { bold, dim, green, orange, printJson, red, UsageError } from './output';
+import { formatProgress, formatReportTree, type Style } from './report-format';
+
+const POLL_MS = 1_000;
+const USAGE = 'usage: xcpb run <jobId> --config <file> [--schedule <id>] [--no-wait] [--json]';
+
+export const terminalStyle: Style = { green, red, orange, dim, bold };
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      schedule: { type: 'string' },
+      'no-wait': { type: 'boolean' },
+      json: { type: 'boolean' },
+      ...connectionOptions,
+    },
+  });
+  if (positionals.length !== 1 || !values.config) throw new UsageError(USAGE);
+  const loaded = await loadConfigFile(values.config);
+  if (!loaded.ok) {
+    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
+    return 2;
+  }
+  const client = await clientFromFlags(values);
+  try {
+    let workflowId: string;
+    try {
+      const handle = await startBackupJob(client, {
+        config: loaded.config,
+        jobId: positionals[0],
+        scheduleId: values.schedule,
+      });
+      workflowId = handle.workflowId;
+    } catch (err) {
+      if (!(err instanceof RunInFlightError)) throw err;
+      process.stderr.write(`xcpb run: refused: ${err.message}\n`);
+      return 1;
+    }
+    if (values['no-wait']) {
+      process.stdout.write(`${workflowId}\n`);
+      return 0;
+    }
+    process.stderr.write(`started ${workflowId}\n`);
+    // Ctrl-C stops following, not the run: it is durable.
+    process.once('SIGINT', () => {
+      process.stderr.write(
+        `\nstopped following; the run goes on. Cancel it with \`xcpb cancel ${workflowId}\`\n`,
+      );
+      process.exit(130);
+    });
+    const { report } = await followRun(client, workflowId, progressPrinter(process.stderr));
+    if (values.json) printJson(report);
+    else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
+    return runFailed(report) ? 1 : 0;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** A run failed when it did as a whole (cancelled, VM selection failed) or any of its VMs did. */
+export function runFailed(report: RunReport): boolean {
+  return report.status === 'failure' || report.vms.some((vm) => vm.status === 'failure');
+}
+
+/** Polls a run's report every second until the run ends, handing each to `onProgress`. */
+export async function followRun(
+  client: Client,
+  workflowId: string,
+  onProgress: (report: RunReport) => void,
+): Promise<RunState> {
+  for (;;) {
+    const state = await getRunState(client, workflowId, { liveBytes: true });
+    if (state.closed) return state;
+    onProgress(state.report);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/**
+ * Progress lines on a stream: on a terminal redrawn in place every poll, elsewhere (logs, pipes)
+ * a line only when a VM's line changed.
+ */
+export function progressPrinter(stream: NodeJS.WriteStream): (report: RunReport) => void {
+  if (stream.isTTY) {
+    let drawn = 0;
+    return (report) => {
+      const lines = formatProgress(report, terminalStyle, Date.now());
+      // Move up over the previous drawing and clear it before drawing again.
+      if (drawn > 0) stream.write(`\x1b[${drawn}A\x1b[0J`);
+      stream.write(`${lines.join('\n')}\n`);
+      drawn = lines.length;
+    };
+  }
+  const shown = new Set<string>();
+  return (report) => {
+    for (const line of formatProgress(report)) {
+      if (shown.has(line)) continue;
+      shown.add(line);
+      stream.write(`${line}\n`);
+    }
+  };
+}

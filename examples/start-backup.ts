@@ -1,0 +1,37 @@
+// Your own program starting a backup run and printing its report, through the typed client.
+//   TEMPORAL_ADDRESS=127.0.0.1:7233 npx tsx examples/start-backup.ts examples/config.yaml prod-nightly
+// Workers must be running (`xcpb worker --config <file>`, or `npm start`). In your project, import
+// from 'xcp-backup' instead of '../index'.
+import {
+  connectClient,
+  formatProblems,
+  formatReportTree,
+  getRunReport,
+  loadConfigFile,
+  RunInFlightError,
+  startBackupJob,
+  temporalTarget,
+} from '../index';
+
+const [configFile = 'examples/config.yaml', jobId = 'prod-nightly'] = process.argv.slice(2);
+
+const loaded = await loadConfigFile(configFile);
+if (!loaded.ok) {
+  console.error(formatProblems(loaded.problems));
+  process.exit(2);
+}
+const client = await connectClient(temporalTarget());
+try {
+  const handle = await startBackupJob(client, { config: loaded.config, jobId });
+  console.log(`started ${handle.workflowId}`);
+  await handle.result().catch(() => undefined); // a failed or cancelled run still has a report
+  const report = await getRunReport(client, handle.workflowId);
+  console.log(formatReportTree(report));
+  process.exitCode = report.status === 'failure' ? 1 : 0;
+} catch (err) {
+  if (!(err instanceof RunInFlightError)) throw err;
+  console.error(err.message);
+  process.exitCode = 1;
+} finally {
+  await client.connection.close();
+}
