@@ -41,6 +41,16 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: '[--once] [--port N]  the whole stack on the simulator: two runs, then the Web UI',
     load: async () => (await import('./demo')).demoCommand,
   },
+  backups: {
+    summary:
+      'list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]  backups on the remotes, with their ids',
+    load: async () => (await import('./backups')).backupsCommand,
+  },
+  restore: {
+    summary:
+      '<backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--json]  restore a VM backup',
+    load: async () => (await import('./restore')).restoreCommand,
+  },
   sim: {
     summary: '--scenario <file|demo> [--port N] [--data-dir DIR]  the XAPI simulator',
     load: async () => (await import('./sim')).simCommand,

@@ -1,0 +1,176 @@
+// `xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]`: every VM backup on
+// the remotes (ours and Xen Orchestra's, same layout), with the id `xcpb restore` takes. A broken or
+// partial entry is listed as such with its problems; an unreachable remote is reported, not fatal.
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../config/load';
+import type { Config } from '../core/config/schema';
+import { formatProblems } from '../core/config/validate';
+import { formatBackupId } from '../core/restore-backup-id';
+import { resolveInVmDir } from '../remotes/backup-paths';
+import { openRemote } from '../remotes/open-remote';
+import type { Remote } from '../remotes/remote';
+import { type BackupEntry, listAllBackups } from '../remotes/repository';
+import { readVhdParentFromHeader } from '../remotes/vhd-parent';
+import { dim, orange, printJson, red, UsageError } from './output';
+
+export interface BackupRow {
+  id: string;
+  remoteId: string;
+  vmUuid: string;
+  vmName: string;
+  time: string;
+  mode: 'full' | 'delta' | 'unknown';
+  jobId?: string;
+  scheduleId?: string;
+  size?: number;
+  /** VHD files from the newest disk's tip to its full (1 for a key backup, 0 for an XVA) */
+  chainLength: number;
+  status: BackupEntry['status'];
+  problems: string[];
+}
+
+/** Length of a VHD chain from `vhdPath` (memoized per listing); undefined when it cannot be read. */
+function chainLengths(remote: Remote) {
+  const memo = new Map<string, Promise<number | undefined>>();
+  const length = (path: string, depth = 0): Promise<number | undefined> => {
+    let found = memo.get(path);
+    if (!found) {
+      found = (async () => {
+        if (depth > 1000) return undefined;
+        const parent = await readVhdParentFromHeader(remote, path).catch(() => undefined);
+        if (parent === undefined) return undefined;
+        if (parent === null) return 1;
+        const rest = await length(parent, depth + 1);
+        return rest === undefined ? undefined : rest + 1;
+      })();
+      memo.set(path, found);
+    }
+    return found;
+  };
+  return length;
+}
+
+export async function listBackupRows(
+  config: Config,
+  filter: { remote?: string; vm?: string } = {},
+): Promise<{ rows: BackupRow[]; errors: { remoteId: string; error: string }[] }> {
+  const remotes = config.remotes.filter((r) => !filter.remote || r.id === filter.remote);
+  if (filter.remote && remotes.length === 0) {
+    throw new UsageError(
+      `no remote "${filter.remote}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ') || 'none'})`,
+    );
+  }
+  const rows: BackupRow[] = [];
+  const errors: { remoteId: string; error: string }[] = [];
+  for (const rc of remotes) {
+    const remote = openRemote({ id: rc.id, url: rc.url });
+    let entries: BackupEntry[];
+    try {
+      entries = await listAllBackups(remote, { readVhdParent: readVhdParentFromHeader });
+    } catch (err) {
+      errors.push({ remoteId: rc.id, error: (err as Error).message });
+      continue;
+    }
+    const lengthOf = chainLengths(remote);
+    for (const e of entries) {
+      const meta = e.metadata;
+      const vmName = String((meta?.vm as { name_label?: unknown } | undefined)?.name_label ?? '');
+      if (filter.vm && filter.vm !== e.vmUuid && filter.vm !== vmName) continue;
+      let chainLength = 0;
+      if (meta?.mode === 'delta' && e.status === 'ok') {
+        for (const ref of Object.values(meta.vhds)) {
+          chainLength = Math.max(chainLength, (await lengthOf(resolveInVmDir(e.vmUuid, ref))) ?? 0);
+        }
+      }
+      rows.push({
+        id: formatBackupId({ remoteId: rc.id, vmUuid: e.vmUuid, basename: e.basename }),
+        remoteId: rc.id,
+        vmUuid: e.vmUuid,
+        vmName,
+        time: e.timestamp ? new Date(e.timestamp).toISOString() : '',
+        mode: meta?.mode ?? 'unknown',
+        jobId: meta?.jobId,
+        scheduleId: meta?.scheduleId,
+        size: meta?.size,
+        chainLength,
+        status: e.status,
+        problems: e.problems,
+      });
+    }
+  }
+  return { rows, errors };
+}
+
+function humanSize(bytes?: number): string {
+  if (bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let n = bytes;
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+export function formatBackupTable(rows: BackupRow[]): string {
+  if (rows.length === 0) return 'no backups';
+  const table = rows.map((r) => [
+    r.id,
+    r.vmName || '?',
+    r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+    r.mode,
+    r.jobId ?? '-',
+    humanSize(r.size),
+    r.mode === 'delta' ? String(r.chainLength) : '-',
+    r.status,
+  ]);
+  const head = ['ID', 'VM', 'TIME', 'MODE', 'JOB', 'SIZE', 'CHAIN', 'STATUS'];
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  const out = [line(head)];
+  rows.forEach((r, i) => {
+    const text = line(table[i]);
+    out.push(r.status === 'ok' ? text : r.status === 'broken' ? red(text) : orange(text));
+    for (const p of r.problems) if (r.status !== 'ok') out.push(dim(`    ${p}`));
+  });
+  return out.join('\n');
+}
+
+export async function backupsCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'list')
+    throw new UsageError(
+      'usage: xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]',
+    );
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      remote: { type: 'string' },
+      vm: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (!values.config || positionals.length > 0)
+    throw new UsageError(
+      'usage: xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]',
+    );
+  const loaded = await loadConfigFile(values.config);
+  if (!loaded.ok) {
+    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
+    return 2;
+  }
+  const { rows, errors } = await listBackupRows(loaded.config, { remote: values.remote, vm: values.vm });
+  if (values.json) printJson({ backups: rows, errors });
+  else {
+    process.stdout.write(`${formatBackupTable(rows)}\n`);
+    for (const e of errors) process.stderr.write(`${red(`remote ${e.remoteId}: ${e.error}`)}\n`);
+  }
+  return errors.length > 0 ? 1 : 0;
+}
