@@ -1,0 +1,122 @@
+// No secret leaves the worker (DESIGN §4): after full runs through a real `xcpb worker` process,
+// including retried and failed steps, the pool password appears in no workflow input, result, memo,
+// search attribute or history event of the namespace, and in no line the worker process printed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../../core/run-report';
+import { dailySchedule, pretty, random } from '../durability/checks';
+import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
+
+const PASSWORD = 'Pool-Secret-7f3a9c1e';
+const JOB = 'nightly';
+let stack: BackupStack;
+let worker: WorkerProcess;
+
+beforeAll(async () => {
+  stack = await startBackupStack({
+    scenario: {
+      pools: [
+        {
+          id: 'lab',
+          credentials: [{ username: 'root', password: PASSWORD }],
+          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
+          networks: [{ id: 'net0', name: 'Network 0' }],
+          vms: [
+            {
+              name: 'web',
+              tags: ['prod'],
+              power: 'Running' as const,
+              networks: ['net0'],
+              disks: [{ name: 'web root', size: '8MiB', content: random(1, 2) }],
+            },
+            {
+              name: 'blocked',
+              tags: ['prod'],
+              power: 'Running' as const,
+              blocked_operations: { snapshot: 'no snapshots here' },
+              disks: [{ name: 'blocked root', size: '8MiB' }],
+            },
+          ],
+        },
+      ],
+    },
+    jobs: [
+      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(3) },
+    ],
+    workers: false,
+  });
+  expect(stack.pool().password).toBe(PASSWORD);
+  worker = await WorkerProcess.start(stack);
+});
+afterAll(async () => {
+  await stopAllWorkerProcesses();
+  await stack?.close();
+});
+
+/** JSON with every byte payload decoded as text, so a secret inside a payload would show. */
+function readable(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+    if (v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data))
+      return Buffer.from(v.data).toString('utf8');
+    return v;
+  });
+}
+
+describe('secrets', () => {
+  it('the pool password appears in no workflow history, memo, search attribute or worker output', {
+    timeout: 180_000,
+  }, async () => {
+    const control = stack.pool().control;
+    const web = await stack.vm('web');
+    const reports: RunReport[] = [];
+    // A retried step and a cut export (failures travel through histories and the worker's log)...
+    await control.injectFault({ method: 'VIF.get_record', code: 'TOO_BUSY' });
+    await control.cutExport({ afterBytes: 100_000 });
+    reports.push(await stack.runJob(JOB));
+    await control.writeRandomBlocks(web.disks[0].uuid, { count: 1, seed: 'second' });
+    reports.push(await stack.runJob(JOB));
+    // ...and a VM failing for good (its snapshot is blocked): the run fails, the web VM succeeds.
+    for (const r of reports) {
+      expect(r.vms.find((v) => v.vmName === 'web')?.status, pretty(r)).toBe('success');
+      expect(r.vms.find((v) => v.vmName === 'blocked')?.error?.code, pretty(r)).toBe('OPERATION_BLOCKED');
+    }
+
+    const executions = [];
+    for await (const e of stack.client.workflow.list()) executions.push(e);
+    expect(executions.map((e) => e.type).sort()).toEqual([
+      'backupJob',
+      'backupJob',
+      'backupVm',
+      'backupVm',
+      'backupVm',
+      'backupVm',
+    ]);
+    const everything: string[] = [];
+    for (const e of executions) {
+      const handle = stack.client.workflow.getHandle(e.workflowId, e.runId);
+      const description = await handle.describe();
+      everything.push(
+        readable({
+          memo: description.memo,
+          searchAttributes: description.searchAttributes,
+          typed: description.typedSearchAttributes,
+          raw: description.raw,
+        }),
+      );
+      everything.push(readable(await handle.fetchHistory()));
+    }
+    const text = everything.join('\n');
+    // The decoding works: payloads are readable (a disk name is only in the preflight's result).
+    expect(text).toContain('web root');
+    expect(text).toContain('OPERATION_BLOCKED');
+    expect(text).toContain('TOO_BUSY');
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain(Buffer.from(PASSWORD).toString('base64'));
+
+    // The worker's own output: it did log the failures, and never the password.
+    expect(worker.output).toContain('worker ready');
+    expect(worker.output).toContain('TOO_BUSY');
+    expect(worker.output).not.toContain(PASSWORD);
+  });
+});
