@@ -1,6 +1,7 @@
 // The run commands as a user types them (`xcpb run | runs | cancel | preview`), against the real
 // Temporal dev server, the simulator over HTTP and in-process workers on a namespace of their own.
 import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -8,7 +9,7 @@ import { getRunReport } from '../../client/backup-client';
 import type { RunReport } from '../../core/run-report';
 import { XCPB_KEYS } from '../../core/xo-keys';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
-import { runXcpb } from '../helpers/cli';
+import { repoRoot, runXcpb } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
 import { temporalAddress } from '../helpers/temporal';
 
@@ -260,5 +261,20 @@ describe('xcpb preview', () => {
       private: 'tagged xo:no-bak',
     });
     expect(r.stdout).toMatch(/idle\s+power state Halted, job wants running/);
+  });
+});
+
+describe('the typed client', () => {
+  it('examples/start-backup.ts starts a run and prints its report', async () => {
+    const { stdout } = await exec(
+      path.join(repoRoot, 'node_modules/.bin/tsx'),
+      ['examples/start-backup.ts', configFile, 'web-only'],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: stack.namespace },
+      },
+    );
+    expect(stdout).toMatch(/^started xcpb:web-only:manual-/);
+    expect(stdout).toMatch(/job web-only \(delta, schedule daily\)\s+success/);
   });
 });
