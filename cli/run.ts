@@ -8,7 +8,7 @@ import { formatProblems } from '../core/config/validate';
 import type { RunReport } from '../core/run-report';
 import { clientFromFlags, connectionOptions } from './connection-flags';
 import { bold, dim, green, orange, printJson, red, UsageError } from './output';
-import { formatProgress, formatReportTree, type Style } from './report-format';
+import { formatProgress, formatReportTree, plainStyle, type Style } from './report-format';
 
 const POLL_MS = 1_000;
 const USAGE = 'usage: xcpb run <jobId> --config <file> [--schedule <id>] [--no-wait] [--json]';
@@ -96,7 +96,9 @@ export function progressPrinter(stream: NodeJS.WriteStream): (report: RunReport)
   if (stream.isTTY) {
     let drawn = 0;
     return (report) => {
-      const lines = formatProgress(report, terminalStyle, Date.now());
+      // Plain and cut to the width: a wrapped line would throw off the cursor-up count.
+      const width = Math.max(20, (stream.columns || 80) - 1);
+      const lines = formatProgress(report, plainStyle, Date.now()).map((l) => l.slice(0, width));
       // Move up over the previous drawing and clear it before drawing again.
       if (drawn > 0) stream.write(`\x1b[${drawn}A\x1b[0J`);
       stream.write(`${lines.join('\n')}\n`);
