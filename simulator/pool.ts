@@ -9,6 +9,8 @@ export interface PoolSettings {
   autoCoalesce: boolean;
   /** VHD chain length at which a snapshot fails with SR_BACKEND_FAILURE_109 (sm: 30) */
   maxChainLength: number;
+  /** with autoCoalesce: ms between a deletion and the coalesce (0 = at once) */
+  coalesceDelayMs: number;
   /** ms between a VM starting and its guest agent reporting (VM_guest_metrics); VMs whose
    *  other_config has `sim:guest-agent` = `none` never report */
   guestAgentDelayMs: number;
@@ -19,7 +21,12 @@ export class PoolState {
   readonly db = new Db(CLASSES);
   readonly faults = new Faults();
   readonly stats = new Stats();
-  readonly settings: PoolSettings = { autoCoalesce: true, maxChainLength: 30, guestAgentDelayMs: 0 };
+  readonly settings: PoolSettings = {
+    autoCoalesce: true,
+    maxChainLength: 30,
+    coalesceDelayMs: 0,
+    guestAgentDelayMs: 0,
+  };
   /** SR refs made full through the control API */
   readonly fullSrs = new Set<string>();
   /** task ref → how to abort the work it tracks */

@@ -123,8 +123,14 @@ export class SimControl {
   settings(s: {
     autoCoalesce?: boolean;
     maxChainLength?: number;
+    coalesceDelayMs?: number;
     guestAgentDelayMs?: number;
-  }): Promise<{ autoCoalesce: boolean; maxChainLength: number; guestAgentDelayMs: number }> {
+  }): Promise<{
+    autoCoalesce: boolean;
+    maxChainLength: number;
+    coalesceDelayMs: number;
+    guestAgentDelayMs: number;
+  }> {
     return this.request('POST', 'settings', s);
   }
 }

@@ -197,6 +197,8 @@ export async function handleControl(
         if (b.autoCoalesce !== undefined) pool.settings.autoCoalesce = Boolean(b.autoCoalesce);
         if (b.maxChainLength !== undefined)
           pool.settings.maxChainLength = int(b.maxChainLength, 'maxChainLength', 1);
+        if (b.coalesceDelayMs !== undefined)
+          pool.settings.coalesceDelayMs = int(b.coalesceDelayMs, 'coalesceDelayMs', 0);
         if (b.guestAgentDelayMs !== undefined)
           pool.settings.guestAgentDelayMs = int(b.guestAgentDelayMs, 'guestAgentDelayMs', 0);
         return json(res, 200, { ...pool.settings });

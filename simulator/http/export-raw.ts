@@ -44,6 +44,14 @@ export async function handleExportRawVdi(
       return failTransfer(t, res, 500, new XapiFailure('VDI_TOO_LARGE', [vdi, String(VHD_MAX_SIZE)]));
     }
     const baseRecord = base ? pool.get('VDI', base) : undefined;
+    for (const [ref, r] of [
+      [vdi, record],
+      ...(base && baseRecord ? [[base, baseRecord] as const] : []),
+    ] as const) {
+      if (!pool.store.hasVdi(String(r.uuid))) {
+        return failTransfer(t, res, 500, new XapiFailure('VDI_NOT_AVAILABLE', [ref]));
+      }
+    }
     const blocks = baseRecord
       ? pool.store.deltaBlocks(uuid, String(baseRecord.uuid))
       : pool.store.allocatedBlocks(uuid);
@@ -80,6 +88,7 @@ export async function handleExportRawVdi(
     succeedTask(pool, t.task, '');
     endTransfer(t);
   } catch (e) {
+    if (!res.headersSent) return failTransfer(t, res, 500, e);
     failTaskOrCancel(t, e);
     res.destroy();
     endTransfer(t);

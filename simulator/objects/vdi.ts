@@ -4,6 +4,7 @@ import type { CallContext, MethodTable } from '../methods';
 import type { PoolState } from '../pool';
 import { NULL_REF } from '../rpc/values';
 import { BLOCK_SIZE } from '../storage/blockstore';
+import { refreshChains } from './chain';
 import type { XRecord } from './db';
 import { recordFromArgs } from './generic';
 import { link, unlink } from './refs';
@@ -26,6 +27,7 @@ export function assertSpace(pool: PoolState, sr: string, requested: number): voi
 /** Recomputes the SR's and its VDIs' space accounting from the block store. */
 export function refreshSr(pool: PoolState, sr: string): void {
   if (!pool.db.has('SR', sr)) return;
+  refreshChains(pool);
   const vdis = pool.get('SR', sr).VDIs as string[];
   const uuids = vdis.map((v) => uuidOf(pool, v));
   let virtual = 0;
@@ -159,9 +161,25 @@ export async function destroyVdi(pool: PoolState, vdi: string): Promise<void> {
   unlink(pool.db, 'SR', String(r.SR), 'VDIs', vdi);
   unlink(pool.db, 'VDI', String(r.snapshot_of), 'snapshots', vdi);
   pool.db.remove('VDI', vdi);
-  if (pool.store.hasVdi(String(r.uuid)))
-    await pool.store.deleteVdi(String(r.uuid), pool.settings.autoCoalesce);
+  if (pool.store.hasVdi(String(r.uuid))) await releaseStorage(pool, String(r.uuid));
   refreshAllSrs(pool);
+}
+
+/**
+ * Frees a VDI's layers. Coalescing follows at once, or `coalesceDelayMs` later (as the SR's GC does
+ * in the background), or never while `autoCoalesce` is off.
+ */
+export async function releaseStorage(pool: PoolState, uuid: string): Promise<void> {
+  const { autoCoalesce, coalesceDelayMs } = pool.settings;
+  await pool.store.deleteVdi(uuid, autoCoalesce && coalesceDelayMs === 0);
+  if (autoCoalesce && coalesceDelayMs > 0) {
+    setTimeout(() => {
+      pool.store.coalesce().then(
+        () => refreshAllSrs(pool),
+        () => {},
+      );
+    }, coalesceDelayMs).unref();
+  }
 }
 
 export function destroyVbdRecord(pool: PoolState, vbd: string): void {
@@ -307,8 +325,7 @@ export function registerStorageMethods(table: MethodTable): void {
     if (!r.cbt_enabled) fail('VDI_NO_CBT_METADATA', vdi);
     for (const vbd of r.VBDs as string[])
       if (ctx.pool.db.tryGet('VBD', vbd)?.currently_attached) fail('VDI_IN_USE', vdi, 'data_destroy');
-    if (ctx.pool.store.hasVdi(String(r.uuid)))
-      await ctx.pool.store.deleteVdi(String(r.uuid), ctx.pool.settings.autoCoalesce);
+    if (ctx.pool.store.hasVdi(String(r.uuid))) await releaseStorage(ctx.pool, String(r.uuid));
     ctx.pool.db.update('VDI', vdi, (x) => {
       x.type = 'cbt_metadata';
     });

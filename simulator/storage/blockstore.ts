@@ -36,6 +36,8 @@ export class BlockStore {
   private readonly childCount = new Map<string, number>();
   /** layer id → number of VDIs whose head it is */
   private readonly headCount = new Map<string, number>();
+  /** reads in progress per layer */
+  private readonly reading = new Map<string, Set<Promise<Buffer>>>();
   /** allocated blocks read through readBlock (what an export costs), for the stats */
   blocksRead = 0;
 
@@ -176,12 +178,21 @@ export class BlockStore {
     return this.readLayerBlock(l, index);
   }
 
-  private async readLayerBlock(l: LayerMeta, index: number): Promise<Buffer> {
-    const fh = await this.file(l.id);
-    const buf = Buffer.allocUnsafe(BLOCK_SIZE);
-    const { bytesRead } = await fh.read(buf, 0, BLOCK_SIZE, l.blocks[index] * BLOCK_SIZE);
-    if (bytesRead < BLOCK_SIZE) buf.fill(0, bytesRead);
-    return buf;
+  private readLayerBlock(l: LayerMeta, index: number): Promise<Buffer> {
+    const read = (async () => {
+      const fh = await this.file(l.id);
+      const buf = Buffer.allocUnsafe(BLOCK_SIZE);
+      const { bytesRead } = await fh.read(buf, 0, BLOCK_SIZE, l.blocks[index] * BLOCK_SIZE);
+      if (bytesRead < BLOCK_SIZE) buf.fill(0, bytesRead);
+      return buf;
+    })();
+    // a layer merged away while an export reads it is closed only once its reads are done
+    const pending = this.reading.get(l.id) ?? new Set<Promise<Buffer>>();
+    this.reading.set(l.id, pending);
+    pending.add(read);
+    const forget = () => pending.delete(read);
+    read.then(forget, forget);
+    return read;
   }
 
   /** Replaces block `index` (data: exactly BLOCK_SIZE bytes). */
@@ -315,8 +326,38 @@ export class BlockStore {
     this.headCount.delete(id);
     const f = this.files.get(id);
     this.files.delete(id);
+    await Promise.allSettled(this.reading.get(id) ?? []);
+    this.reading.delete(id);
     if (f) await (await f).close();
     await rm(join(this.dir, `${id}.blocks`), { force: true });
+  }
+
+  /** The VDI's head layer. */
+  headOf(vdi: string): string {
+    return this.head(vdi);
+  }
+
+  parentOf(layer: string): string | null {
+    return this.layer(layer).parent;
+  }
+
+  hasLayer(layer: string): boolean {
+    return this.layers.has(layer);
+  }
+
+  /** VDI uuid → head layer, for every VDI with storage. */
+  headEntries(): [string, string][] {
+    return [...this.heads];
+  }
+
+  /** Layers no VDI points at that still have children: what XCP-ng shows as hidden "base copy" VDIs. */
+  unownedParents(): string[] {
+    return [...this.layers.keys()].filter((id) => this.headRefs(id) === 0 && this.children(id) > 0);
+  }
+
+  /** Bytes held by one layer. */
+  layerBytes(layer: string): number {
+    return this.layer(layer).slots * BLOCK_SIZE;
   }
 
   async close(): Promise<void> {

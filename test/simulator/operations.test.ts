@@ -255,6 +255,46 @@ describe("XAPI's checks, in XAPI's order, with XAPI's params", () => {
   });
 });
 
+describe('chains as XCP-ng shows them', () => {
+  const baseCopies = async () =>
+    Object.entries<any>(await rpc(url, 'VDI.get_all_records', s)).filter(([, r]) => r.managed === false);
+
+  it('vhd-parent points up the chain; an uncoalesced layer is a hidden base copy until it merges', async () => {
+    // (clones share a layer with their source: earlier tests left such base copies, as XCP-ng does)
+    const earlier = new Set((await baseCopies()).map(([ref]) => ref));
+    const fresh = async () => (await baseCopies()).filter(([ref]) => !earlier.has(ref));
+    const vm = await vmByName(url, s, 'prod-1');
+    const [root] = await diskVdis(vm);
+    const snap = await rpc(url, 'VM.snapshot', s, vm, 'chain-view');
+    const [snapVdi] = await diskVdis(snap);
+    const snapUuid = await rpc(url, 'VDI.get_uuid', s, snapVdi);
+    expect((await rpc(url, 'VDI.get_sm_config', s, root))['vhd-parent']).toBe(snapUuid);
+    expect(await fresh()).toEqual([]);
+
+    // deleted, not coalesced yet: the disk now hangs off a hidden, unmanaged base copy
+    await pool.control.settings({ coalesceDelayMs: 300 });
+    await rpc(url, 'VM.destroy', s, snap);
+    await rpc(url, 'VDI.destroy', s, snapVdi);
+    const copies = await fresh();
+    expect(copies).toHaveLength(1);
+    const [copyRef, copy] = copies[0];
+    expect(copy).toMatchObject({ name_label: 'base copy', managed: false, is_a_snapshot: false });
+    expect((await rpc(url, 'VDI.get_sm_config', s, root))['vhd-parent']).toBe(copy.uuid);
+    expect(await failureOf(url, 'VDI.destroy', s, copyRef)).toEqual(['VDI_NOT_MANAGED', copyRef]);
+
+    // the background coalesce merges it: the base copy goes away (seen through events)
+    let token = (await rpc(url, 'event.from', s, ['vdi'], '', 0)).token;
+    for (let gone = false; !gone; ) {
+      const batch = await rpc(url, 'event.from', s, ['vdi'], token, 5);
+      token = batch.token;
+      gone = batch.events.some((e: any) => e.operation === 'del' && e.ref === copyRef);
+    }
+    expect(await fresh()).toEqual([]);
+    expect((await rpc(url, 'VDI.get_sm_config', s, root))['vhd-parent']).not.toBe(copy.uuid);
+    await pool.control.settings({ coalesceDelayMs: 0 });
+  });
+});
+
 describe('generic messages', () => {
   it('get_by_uuid, get_by_name_label, get_/set_<field>, add_to/remove_from maps, add/remove tags', async () => {
     const vm = await vmByName(url, s, 'dev-1');
