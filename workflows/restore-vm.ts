@@ -4,6 +4,7 @@
 // VBDs and VIFs → start on request. A failure or a cancellation removes what was created, in a
 // non-cancellable scope.
 import {
+  ActivityCancellationType,
   CancellationScope,
   defineQuery,
   proxyActivities,
@@ -58,6 +59,7 @@ export function mainRestoreActivities() {
     startToCloseTimeout: '1h',
     heartbeatTimeout: '60s',
     retry,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 }
 
@@ -68,6 +70,9 @@ export function poolRestoreActivities(poolId: string, kind: PoolQueueKind, start
     startToCloseTimeout: streaming ? '24h' : startToCloseTimeout,
     heartbeatTimeout: '30s',
     retry,
+    // A cancelled restore waits for the running call to stop before it removes what was created,
+    // so nothing is created after the cleanup.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 }
 
