@@ -108,9 +108,12 @@ describe('merge killed with SIGKILL', () => {
       await writeRawFile(chainBlockSource(chain), path.join(dir, 'killed.raw'));
       await chain.close();
       await expectRawEquals(path.join(dir, 'killed.raw'), disk);
+      // qemu-img agrees too (every third trial, to keep the suite short)
       const layers = baseLeft ? [base, d1, tip] : [d1, tip];
-      await judge(path.join(dir, 'killed.qemu.raw'), ...layers);
-      await expectRawEquals(path.join(dir, 'killed.qemu.raw'), disk);
+      if (trial % 3 === 0) {
+        await judge(path.join(dir, 'killed.qemu.raw'), ...layers);
+        await expectRawEquals(path.join(dir, 'killed.qemu.raw'), disk);
+      }
       // Resume unless the killed run had finished everything.
       if (!completed && (baseLeft || stateFiles.length > 0)) await mergeVhdIntoParent(d1);
       expect(await exists(base)).toBe(false);
@@ -120,8 +123,10 @@ describe('merge killed with SIGKILL', () => {
       await writeRawFile(chainBlockSource(after), path.join(dir, 'resumed.raw'));
       await after.close();
       await expectRawEquals(path.join(dir, 'resumed.raw'), disk);
-      await judge(path.join(dir, 'resumed.qemu.raw'), d1, tip);
-      await expectRawEquals(path.join(dir, 'resumed.qemu.raw'), disk);
+      if (trial % 3 === 0) {
+        await judge(path.join(dir, 'resumed.qemu.raw'), d1, tip);
+        await expectRawEquals(path.join(dir, 'resumed.qemu.raw'), disk);
+      }
     }
     console.log(`kill trials interrupted mid-merge: ${midMerge}/24, steps at kill: ${JSON.stringify(steps)}`);
     expect(midMerge).toBeGreaterThan(0);
