@@ -200,8 +200,11 @@ async function check(args: string[], io: CliIo): Promise<number> {
   } = positionals(args, 1, '<file>');
   await checkVhdFile(file);
   const chain = await openVhdChain(file);
-  const n = chain.files.length;
+  const paths = chain.files.map((f) => f.path);
   await chain.close();
+  // every ancestor gets the same deeper checks as the file itself
+  for (const p of paths.slice(1)) await checkVhdFile(p);
+  const n = paths.length;
   io.out(`${file}: ok${n > 1 ? ` (chain of ${n} files)` : ''}\n`);
   return 0;
 }

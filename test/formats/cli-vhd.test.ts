@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, open, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vhdCommand } from '../../cli/vhd';
+import { decodeHeader } from '../../formats/vhd';
 import { buildChain, judge, makeTmp } from './helpers';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
@@ -96,5 +97,31 @@ describe('xcpb vhd', () => {
     const notDiff = await cli('merge', path.join(dir, names[1]));
     expect(notDiff.code).toBe(1);
     expect(notDiff.err).toContain('not a differencing VHD');
+  });
+  it('check looks into the parents too', async () => {
+    const dir = path.join(tmp.dir, 'deep');
+    await mkdir(dir);
+    const { names } = await buildChain(dir, 8 * MiB, 1);
+    const base = path.join(dir, names[0]);
+    const bytes = await readFile(base);
+    const header = decodeHeader(bytes.subarray(512, 1536));
+    const present: number[] = [];
+    for (let i = 0; i < header.maxTableEntries; i++) {
+      if (bytes.readUInt32BE(header.tableOffset + i * 4) !== 0xffffffff) present.push(i);
+    }
+    expect(present.length).toBeGreaterThan(1);
+    // make the second stored block point at the first one's place
+    const fh = await open(base, 'r+');
+    await fh.write(
+      bytes.subarray(header.tableOffset + present[0] * 4, header.tableOffset + present[0] * 4 + 4),
+      0,
+      4,
+      header.tableOffset + present[1] * 4,
+    );
+    await fh.close();
+    const r = await cli('check', path.join(dir, names[1]));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(base);
+    expect(r.err).toContain('overlaps');
   });
 });
