@@ -4,6 +4,7 @@ import { XapiFailure } from '../errors';
 import { succeedTask } from '../objects/tasks';
 import type { PoolState } from '../pool';
 import { BLOCK_SIZE, ZERO_BLOCK } from '../storage/blockstore';
+import { readAhead } from './readahead';
 import { failTaskOrCancel } from './task-outcome';
 import { beginTransfer, cancellable, endTransfer, failTransfer, pump, startDownload } from './transfer';
 import { resolveObject } from './vdi-param';
@@ -67,7 +68,7 @@ export async function handleExportRawVdi(
     let total: number;
     if (format === 'vhd') {
       body = createVhdStream(
-        { size, blocks, readBlock },
+        readAhead({ size, blocks, readBlock }),
         baseRecord
           ? {
               parent: {

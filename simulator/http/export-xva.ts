@@ -7,6 +7,7 @@ import { withVmOperation } from '../objects/vm';
 import { rewriteForExport } from '../objects/xva-records';
 import type { PoolState } from '../pool';
 import { EPOCH, NULL_REF } from '../rpc/values';
+import { readAhead } from './readahead';
 import { failTaskOrCancel } from './task-outcome';
 import { beginTransfer, cancellable, endTransfer, failTransfer, pump, startDownload } from './transfer';
 import { resolveObject } from './vdi-param';
@@ -114,11 +115,11 @@ export async function handleExportXva(
           const uuid = String(r.uuid);
           return {
             ref: id,
-            source: {
+            source: readAhead({
               size: Number(r.virtual_size),
               blocks: pool.store.allocatedBlocks(uuid),
               readBlock: (i: number) => pool.store.readBlock(uuid, i),
-            },
+            }),
           };
         }),
       });
