@@ -49,7 +49,7 @@ export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions =
   if (state.step === 'blocks') {
     opts.onStep?.('blocks');
     await copyBlocks(dir, state, opts);
-    state = { ...state, step: 'identity' };
+    state = { ...state, step: 'identity', done: state.total };
     await writeMergeState(dir, state);
   }
   if (state.step === 'identity') {
