@@ -8,6 +8,8 @@ import {
   mergeVhdIntoParent,
   openVhdChain,
   openVhdFile,
+  VHD_BLOCK_SIZE,
+  VHD_MAX_SIZE,
   writeRawFile,
 } from '../../formats/vhd';
 import { buildChain, expectRawEquals, judge, MemDisk, makeTmp, writeStream } from './helpers';
@@ -135,5 +137,34 @@ describe('VHD chains and merge', () => {
     expect(merged.header!.maxTableEntries).toBe(151);
     await merged.close();
     await expectAllAgree(dir, ['b.vhd'], big, 'far-after');
+  });
+  it('a sparse 2040 GiB chain (blocks at both ends) reads, merges and is judged the same', async () => {
+    const dir = path.join(tmp.dir, 'huge');
+    await mkdir(dir);
+    const disk = new MemDisk(VHD_MAX_SIZE);
+    const last = VHD_MAX_SIZE / VHD_BLOCK_SIZE - 1;
+    disk.randomBlock(last);
+    disk.randomBlock(0, true);
+    const pu = crypto.randomUUID();
+    await writeStream(createVhdStream(disk.clone(), { uuid: pu }), path.join(dir, 'a.vhd'));
+    disk.randomBlock(last, true);
+    disk.randomBlock(1);
+    await writeStream(
+      createVhdStream(disk.subset([1, last]), { parent: { uuid: pu, name: 'a.vhd', timestamp: new Date() } }),
+      path.join(dir, 'b.vhd'),
+    );
+    const check = async (names: string[], label: string) => {
+      const chain = await openVhdChain(path.join(dir, names[names.length - 1]));
+      expect(chain.blocks()).toEqual([0, 1, last]);
+      for (const i of chain.blocks())
+        expect((await chain.readBlock(i)).equals(await disk.readBlock(i))).toBe(true);
+      await chain.close();
+      const out = path.join(dir, `${label}.raw`);
+      await judge(out, ...names.map((n) => path.join(dir, n)));
+      await expectRawEquals(out, disk, { sparseCheck: true });
+    };
+    await check(['a.vhd', 'b.vhd'], 'before');
+    await mergeVhdIntoParent(path.join(dir, 'b.vhd'));
+    await check(['b.vhd'], 'after');
   });
 });
