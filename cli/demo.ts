@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startBackupJob } from '../client/backup-client';
 import { connectClient, temporalTarget } from '../client/connect';
 import { loadConfigFile } from '../config/load';
@@ -17,7 +18,6 @@ import { describePlan } from '../schedules/plan';
 import { startDetachedDevServer, stateDir } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
 import { type SimControl, type Simulator, startSimulator } from '../simulator/index';
-import { installRuntime } from '../workers/runtime';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
 import { connectionOptions } from './connection-flags';
 import { bold, dim, UsageError } from './output';
@@ -54,7 +54,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     // The worker resolves the pool's password reference from its environment, as in production.
     process.env[PASSWORD_ENV] = pool.password;
 
-    installRuntime({ handleSignals: false });
+    // Errors only: the demo's output is the runs and their reports, not worker chatter.
+    Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
     const connection = await connectWorkers(temporal.address);
     const workers = await createWorkerSet({ config, connection, namespace: temporal.namespace });
     const running = workers.run();
