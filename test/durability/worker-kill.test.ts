@@ -125,7 +125,7 @@ const temporaries = async (dir: string) =>
   (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith('.') && n.includes('.tmp-'));
 
 describe.concurrent('kill -9 of the worker process, then a new one: the run completes cleanly', () => {
-  it('during the snapshot: the snapshot is found again, not taken twice', { timeout: 240_000 }, async () => {
+  it('during the snapshot: the snapshot is found again, not taken twice', { timeout: 300_000 }, async () => {
     const c = await setUp({ diskSize: '16MiB', blocks: 4, keep: 3 });
     const control = c.stack.pool().control;
     await plainRun(c);
@@ -145,7 +145,7 @@ describe.concurrent('kill -9 of the worker process, then a new one: the run comp
   });
 
   it('in the middle of a disk export: the partial file is replaced and removed', {
-    timeout: 240_000,
+    timeout: 300_000,
   }, async () => {
     const c = await setUp({ diskSize: '24MiB', blocks: 6, keep: 3 });
     const control = c.stack.pool().control;
@@ -174,7 +174,7 @@ describe.concurrent('kill -9 of the worker process, then a new one: the run comp
   });
 
   it('between the last VHD and the metadata JSON: the JSON is written by the retry', {
-    timeout: 240_000,
+    timeout: 300_000,
   }, async () => {
     const c = await setUp({ diskSize: '16MiB', blocks: 4, keep: 3 });
     const control = c.stack.pool().control;
@@ -202,13 +202,13 @@ describe.concurrent('kill -9 of the worker process, then a new one: the run comp
   });
 
   it('in the middle of a retention merge: the merge resumes from its state file', {
-    timeout: 240_000,
+    timeout: 300_000,
   }, async () => {
-    const c = await setUp({ diskSize: '512MiB', blocks: 8, keep: 2 });
+    const c = await setUp({ diskSize: '256MiB', blocks: 8, keep: 2 });
     const control = c.stack.pool().control;
     await plainRun(c);
     // A large delta, so merging it into the full takes long enough to be killed in the middle.
-    await control.writeRandomBlocks(c.vm.disks[0].uuid, { count: 200, seed: 'large delta' });
+    await control.writeRandomBlocks(c.vm.disks[0].uuid, { count: 100, seed: 'large delta' });
     await plainRun(c);
     await control.writeRandomBlocks(c.vm.disks[0].uuid, { count: 1, seed: 'third run' });
     await mkdir(c.chainDir, { recursive: true });
