@@ -3,11 +3,13 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { WorkflowFailedError } from '@temporalio/client';
+import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { getRunReport } from '../../client/backup-client';
+import { scheduleWorkflowId } from '../../core/job-input';
 import type { RunReport } from '../../core/run-report';
 import { XCPB_KEYS } from '../../core/xo-keys';
+import { applyPlan, planFromConfig } from '../../schedules/apply';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { repoRoot, runXcpb } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
@@ -88,8 +90,9 @@ async function snapshotsOfRun(runId: string) {
   return all.filter((s) => s.other_config[XCPB_KEYS.run] === runId || s.name_label.includes(runId));
 }
 
-/** Starts a run that stays in flight until cancelled: its disks changed, and their exports crawl. */
-async function startSlowRun(): Promise<string> {
+/** Starts a run that stays in flight until cancelled (its disks changed, and their exports crawl):
+ * by hand with `xcpb run --no-wait`, or as the job's schedule does. */
+async function startSlowRun(by: 'xcpb run' | 'schedule'): Promise<string> {
   for (const name of ['web', 'db']) {
     for (const disk of (await stack.vm(name)).disks)
       await stack
@@ -97,9 +100,22 @@ async function startSlowRun(): Promise<string> {
         .control.writeRandomBlocks(disk.uuid, { count: 1, seed: `${disk.uuid}-${Date.now()}` });
   }
   await stack.pool().control.throttle({ bytesPerSecond: 16 * 1024 });
-  const started = await xcpb('run', 'nightly', '--config', configFile, '--no-wait');
-  expect(started.code, started.stderr).toBe(0);
-  const workflowId = started.stdout.trim();
+  let workflowId: string;
+  if (by === 'xcpb run') {
+    const started = await xcpb('run', 'nightly', '--config', configFile, '--no-wait');
+    expect(started.code, started.stderr).toBe(0);
+    workflowId = started.stdout.trim();
+  } else {
+    await applyPlan(stack.client, await planFromConfig(stack.client, stack.config));
+    const schedule = stack.client.schedule.getHandle(scheduleWorkflowId('nightly', 'daily'));
+    // As a cron firing would (SKIP), not trigger()'s default ALLOW_ALL that the schedule does not track.
+    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    workflowId = await eventually(async () => {
+      const [running] = (await schedule.describe()).info.runningActions;
+      expect(running).toBeDefined();
+      return running.workflow.workflowId;
+    });
+  }
   await eventually(async () => {
     const report = await getRunReport(stack.client, workflowId);
     expect(report.vms.some((vm) => vm.steps.some((s) => s.name === 'export' && s.status === 'running'))).toBe(
@@ -200,7 +216,7 @@ describe('xcpb run', () => {
 
 describe('runs in flight', () => {
   it('refuses a second run of the job naming the first, and `xcpb cancel` ends the first cleanly', async () => {
-    const first = await startSlowRun();
+    const first = await startSlowRun('xcpb run');
     try {
       const second = await xcpb('run', 'nightly', '--config', configFile);
       expect(second.code).toBe(1);
@@ -217,9 +233,13 @@ describe('runs in flight', () => {
     await expectCancelledCleanly(first);
   });
 
-  it('`temporal workflow cancel` ends a run the same way', async () => {
-    const run = await startSlowRun();
+  it('refuses a run while a scheduled one is in flight; `temporal workflow cancel` ends it the same way', async () => {
+    const run = await startSlowRun('schedule');
     try {
+      expect(run).toMatch(/^xcpb:nightly:daily-/);
+      const refused = await xcpb('run', 'nightly', '--config', configFile);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`already has a run in flight: ${run}`);
       await exec(inject('temporalCli'), [
         'workflow',
         'cancel',
