@@ -13,13 +13,14 @@ import {
   restoredVmName,
   restoredVmTags,
 } from '../core/restore-naming';
-import { createChainStream, openVhdChain, vhdStreamLength } from '../formats/vhd';
+import { chainBlockSource, createVhdStream, openVhdChain, vhdStreamLength } from '../formats/vhd';
 import { backupMetadataSchema } from '../remotes/backup-metadata';
 import { backupPaths } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
 import type { XapiClient } from '../xapi';
 import { permanent } from './failures';
 import type { RestoreActivities, RestoredVdi } from './restore-contract';
+import { readAhead } from './restore-readahead';
 import { mergeOtherConfig, type VmRecord, vmDisks } from './xapi-records';
 
 /** Counts bytes through, reporting them at most every `everyMs`. */
@@ -57,7 +58,10 @@ export function createRestoreTransferActivities(
       try {
         const size = vhdStreamLength(chain.size, chain.blocks());
         const count = counter(heartbeatBytes(`import into VDI ${vdiUuid}`));
-        const source = createChainStream(chain);
+        const source = createVhdStream(readAhead(chainBlockSource(chain)), {
+          uuid: chain.uuid,
+          timestamp: chain.files[0].footer.timestamp,
+        });
         source.on('error', (e) => count.destroy(e));
         source.pipe(count);
         await xapi.putResource('/import_raw_vdi', { vdi: vdiRef, format: 'vhd' }, count, {
