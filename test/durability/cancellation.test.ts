@@ -100,10 +100,24 @@ describe('cancelling a run during an export', () => {
     );
     await control().throttle({ bytesPerSecond: 0 });
 
-    // The child's report says it was cancelled, and its cleanup ran.
-    const child = (await stack.client.workflow.getHandle(`${handle.workflowId}/vm:${vm.uuid}`).describe())
-      .status.name;
-    expect(child).toBe('CANCELLED');
+    // The child was cancelled, and its cleanup started only once the export had stopped: no snapshot
+    // deleted and no lock released under a still-streaming export.
+    const childHandle = stack.client.workflow.getHandle(`${handle.workflowId}/vm:${vm.uuid}`);
+    expect((await childHandle.describe()).status.name).toBe('CANCELLED');
+    const events = (await childHandle.fetchHistory()).events ?? [];
+    const exportScheduled = events.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'exportDisk',
+    );
+    const exportCancelled = events.findIndex(
+      (e) =>
+        String(e.activityTaskCanceledEventAttributes?.scheduledEventId) === String(exportScheduled?.eventId),
+    );
+    const cleanupScheduled = events.findIndex(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'cleanupSnapshots',
+    );
+    expect(exportCancelled, 'the export acknowledged its cancellation').toBeGreaterThan(0);
+    expect(cleanupScheduled, 'the cleanup ran').toBeGreaterThan(0);
+    expect(cleanupScheduled, 'the cleanup started after the export stopped').toBeGreaterThan(exportCancelled);
     expect((await jobSnapshotsOf(stack, vm.uuid, JOB)).map((s) => s.uuid)).toEqual([base.uuid]);
     expect(
       (await allSnapshotsOf(stack, vm.uuid)).map((s) => s.uuid),
