@@ -116,7 +116,8 @@ export async function restoreBackup(
       const vdis = await ops.createRestoreVdis({ ...marks, target, disks: plan.disks });
       progress.phase = 'transfer';
       const disk = poolRestoreActivities(o.poolId, 'disk-export');
-      const sent = await Promise.all(
+      // Every import settles before a failure is handled, so the cleanup never races a running one.
+      const settled = await Promise.allSettled(
         plan.disks.map((d) =>
           disk.importRestoreDisk({
             poolId: o.poolId,
@@ -126,7 +127,9 @@ export async function restoreBackup(
           }),
         ),
       );
-      bytes = sent.reduce((n, s) => n + s.bytes, 0);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      bytes = settled.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.bytes : 0), 0);
       progress.phase = 'create';
       vm = await ops.createRestoredVm({
         ...marks,
