@@ -144,6 +144,33 @@ describe.concurrent('kill -9 of the worker process, then a new one: the run comp
     await expectCleanState(c, 2);
   });
 
+  it('during a snapshot that outlasts the heartbeat timeout: the retry waits for it, no second one', {
+    timeout: 300_000,
+  }, async () => {
+    const c = await setUp({ diskSize: '16MiB', blocks: 4, keep: 3 });
+    const control = c.stack.pool().control;
+    await plainRun(c);
+    await control.writeRandomBlocks(c.vm.disks[0].uuid, { count: 2, seed: 'slow snapshot' });
+    // Still running when Temporal retries (30 s heartbeat timeout): XAPI refuses a second snapshot
+    // of the VM meanwhile (OTHER_OPERATION_IN_PROGRESS), and the retry then finds the first one.
+    await control.delay('VM.snapshot', 36_000);
+    await control.resetStats();
+    const report = await runKilledAt(
+      c,
+      'a VM.snapshot in progress',
+      async () => (await control.stats()).current.snapshot > 0,
+      () => control.delay('VM.snapshot', 0),
+    );
+    expect(report.status, pretty(report)).toBe('success');
+    expect(
+      (await control.stats()).calls['VM.snapshot'],
+      'the retry collided with the running snapshot',
+    ).toBeGreaterThan(1);
+    const snapshotUuid = stepsOf(report, 'app', 'snapshot').at(-1)?.detail?.split(' ')[1];
+    expect((await allSnapshotsOf(c.stack, c.vm.uuid)).map((s) => s.uuid)).toEqual([snapshotUuid]);
+    await expectCleanState(c, 2);
+  });
+
   it('in the middle of a disk export: the partial file is replaced and removed', {
     timeout: 300_000,
   }, async () => {
