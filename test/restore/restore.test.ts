@@ -107,6 +107,13 @@ beforeAll(async () => {
         remotes: ['nas'],
         schedules: daily(5, { healthCheck: { sr: 'Spare', timeout: '20s' } }),
       },
+      {
+        id: 'checked-tags',
+        mode: 'delta',
+        vms: { tags: ['merged'] },
+        remotes: ['nas'],
+        schedules: daily(5, { healthCheck: { sr: 'Spare', tags: ['critical'] } }),
+      },
     ],
   });
 }, 120_000);
@@ -384,6 +391,15 @@ describe('health check', () => {
     const names = Object.values(await allVms()).map((v) => v.name_label);
     expect(names.filter((n) => n.includes('health check'))).toEqual([]);
     await stack.pool().control.settings({ guestAgentDelayMs: 0 });
+  });
+});
+
+describe('health check tags', () => {
+  it('a VM without one of the health check tags is not checked: the step says skipped', async () => {
+    const report = await stack.runJob('checked-tags');
+    expect(report.status, JSON.stringify(report, null, 1)).toBe('success');
+    const step = report.vms[0].steps.find((s) => s.name === 'healthCheck');
+    expect(step).toMatchObject({ status: 'skipped', detail: 'VM has none of the tags critical' });
   });
 });
 
