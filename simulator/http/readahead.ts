@@ -10,7 +10,9 @@ export function readAhead(src: BlockSource, depth = 3): BlockSource {
   const pending = new Map<number, Promise<Buffer>>();
   const start = (index: number) => {
     if (!pending.has(index)) {
-      const p = src.readBlock(index);
+      // Through a promise even when readBlock throws at once (a VDI destroyed under the export):
+      // the failure then reaches the reader of this block, never an unhandled rejection.
+      const p = Promise.resolve().then(() => src.readBlock(index));
       p.catch(() => {});
       pending.set(index, p);
     }
