@@ -1,6 +1,6 @@
 // Turns errors into Temporal failures: XAPI codes kept as the failure type, and the ones retrying
 // cannot fix marked non-retryable, so a VM fails at once with a clear reason.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { XapiError } from '../xapi';
 
 const PERMANENT_XAPI_CODES = new Set([
@@ -31,7 +31,20 @@ export async function withXapiFailures<T>(what: string, fn: () => Promise<T>): P
   }
 }
 
+/** The activity's cancellation, when it was cancelled: whatever broke (an aborted stream, a
+ * cancelled XAPI task) must then be reported as the cancellation, not as a failure. */
+function cancellation(): unknown {
+  try {
+    const signal = Context.current().cancellationSignal;
+    return signal.aborted ? (signal.reason ?? new CancelledFailure('cancelled')) : undefined;
+  } catch {
+    return undefined; // not inside an activity (e.g. `xcpb preview` calls the same code)
+  }
+}
+
 export function asFailure(what: string, err: unknown): unknown {
+  const cancelled = cancellation();
+  if (cancelled) return cancelled;
   if (err instanceof XapiError) {
     return ApplicationFailure.create({
       message: `${what}: ${err.code}${err.params.length ? `(${err.params.join(', ')})` : ''}`,

@@ -39,6 +39,24 @@ export async function writeToRemotes(
   remotes: readonly Remote[],
   path: string,
   onProgress: (bytes: number) => void = () => {},
+  signal?: AbortSignal,
+): Promise<FanOutResult> {
+  // A cancelled activity stops reading at once, whatever the source is doing.
+  const stop = () => source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    return await fanOut(source, remotes, path, onProgress);
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+async function fanOut(
+  source: Readable,
+  remotes: readonly Remote[],
+  path: string,
+  onProgress: (bytes: number) => void,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
     remotes.map(async (remote): Promise<Target> => {

@@ -12,15 +12,25 @@ import type { PoolRegistry } from './pools';
 
 export type RemoteRegistry = (remoteId: string) => Remote;
 
-/** Heartbeats at most every `everyMs`, with the bytes so far (visible in the Web UI). */
-function progressHeartbeat(everyMs = 2_000): (bytes: number) => void {
-  let last = 0;
-  return (bytes) => {
-    const now = Date.now();
-    if (now - last < everyMs) return;
-    last = now;
-    Context.current().heartbeat({ bytes });
-  };
+/**
+ * Runs `fn` heartbeating every `everyMs` with the bytes so far (visible in the Web UI), whether
+ * bytes move or not: a stalled export still proves the worker alive, and learns of a cancellation
+ * through the heartbeat's answer.
+ */
+async function heartbeating<T>(
+  fn: (progress: (bytes: number) => void) => Promise<T>,
+  everyMs = 2_000,
+): Promise<T> {
+  const ctx = Context.current();
+  let bytes = 0;
+  const timer = setInterval(() => ctx.heartbeat({ bytes }), everyMs);
+  try {
+    return await fn((b) => {
+      bytes = b;
+    });
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 const XVA_COMPRESSION: Record<string, string> = { none: 'false', gzip: 'true', zstd: 'zstd' };
@@ -31,9 +41,8 @@ export function createTransferActivities(
 ): Pick<BackupActivities, 'exportDisk' | 'exportVm'> {
   return {
     exportDisk: (req) =>
-      withXapiFailures(
-        `export of VDI ${req.snapshotVdiUuid} of VM ${req.vmUuid}`,
-        async (): Promise<TransferResult> => {
+      withXapiFailures(`export of VDI ${req.snapshotVdiUuid} of VM ${req.vmUuid}`, () =>
+        heartbeating(async (progress): Promise<TransferResult> => {
           const { cancellationSignal } = Context.current();
           const xapi = await pools.client(req.poolId);
           const vdiRef = await xapi.call<string>('VDI.get_by_uuid', req.snapshotVdiUuid);
@@ -64,29 +73,38 @@ export function createTransferActivities(
             vhd.stream,
             req.remoteIds.map(remotes),
             paths.vhd(req.jobId, req.chainVdiUuid),
-            progressHeartbeat(),
+            progress,
+            cancellationSignal,
           );
           return {
             ...result,
             path: paths.metadataVhdRef(req.jobId, req.chainVdiUuid),
             differencing: parent !== undefined,
           };
-        },
+        }),
       ),
 
     exportVm: (req) =>
-      withXapiFailures(`XVA export of VM ${req.vmUuid}`, async (): Promise<TransferResult> => {
-        const { cancellationSignal } = Context.current();
-        const xapi = await pools.client(req.poolId);
-        const ref = await xapi.call<string>('VM.get_by_uuid', req.snapshotUuid);
-        const paths = backupPaths(req.vmUuid, req.datetime);
-        const { body } = await xapi.getResource(
-          '/export',
-          { ref, use_compression: XVA_COMPRESSION[req.compression] },
-          { signal: cancellationSignal },
-        );
-        const result = await writeToRemotes(body, req.remoteIds.map(remotes), paths.xva, progressHeartbeat());
-        return { ...result, path: paths.metadataXvaRef, differencing: false };
-      }),
+      withXapiFailures(`XVA export of VM ${req.vmUuid}`, () =>
+        heartbeating(async (progress): Promise<TransferResult> => {
+          const { cancellationSignal } = Context.current();
+          const xapi = await pools.client(req.poolId);
+          const ref = await xapi.call<string>('VM.get_by_uuid', req.snapshotUuid);
+          const paths = backupPaths(req.vmUuid, req.datetime);
+          const { body } = await xapi.getResource(
+            '/export',
+            { ref, use_compression: XVA_COMPRESSION[req.compression] },
+            { signal: cancellationSignal },
+          );
+          const result = await writeToRemotes(
+            body,
+            req.remoteIds.map(remotes),
+            paths.xva,
+            progress,
+            cancellationSignal,
+          );
+          return { ...result, path: paths.metadataXvaRef, differencing: false };
+        }),
+      ),
   };
 }

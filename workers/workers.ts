@@ -57,6 +57,15 @@ export interface WorkerSet {
 
 const OPS_SLOTS = 50;
 
+// Heartbeats reach the server at least this often (the SDK's default is 80% of the heartbeat
+// timeout, ~24 s): a cancellation is learned through them, so this bounds how long a cancelled
+// export keeps streaming.
+const HEARTBEAT_THROTTLE = '5s';
+const heartbeats = {
+  maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+  defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+};
+
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
   const activities = createBackupActivities({ pools, remotes: remoteRegistry(o.config) });
@@ -67,6 +76,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
       connection: o.connection,
       namespace,
       taskQueue: MAIN_QUEUE,
+      ...heartbeats,
       workflowBundle,
       activities,
     }),
@@ -86,6 +96,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
           taskQueue: poolQueue(pool.id, kind),
           activities,
           maxConcurrentActivityTaskExecutions: max,
+          ...heartbeats,
         }),
       );
     }

@@ -23,7 +23,7 @@ import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { healthCheckStep } from './health-check';
-import { mainActivities, poolActivities } from './options';
+import { cleanupActivities, mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 
 export interface BackupVmInput extends BackupJobInput {
@@ -386,7 +386,7 @@ class VmBackup {
       await this.steps.run(
         'cleanup',
         () =>
-          this.ops.cleanupSnapshots({
+          cleanupActivities(this.input.vm.poolId).cleanupSnapshots({
             ...this.ref,
             jobId: job.id,
             scheduleId: this.input.scheduleId,
