@@ -132,7 +132,9 @@ export async function buildChain(
 ): Promise<{ names: string[]; disk: MemDisk }> {
   const disk = new MemDisk(size);
   const count = Math.ceil(size / VHD_BLOCK_SIZE);
-  for (const i of randomSubset(count, 0.6)) disk.randomBlock(i, i % 3 === 0);
+  // At least two blocks in the base (tests corrupt "the second stored block"); the rest is random.
+  const base = new Set([...randomSubset(count, 0.6), 0, Math.min(1, count - 1)]);
+  for (const i of base) disk.randomBlock(i, i % 3 === 0);
   const names: string[] = [];
   let parent: { uuid: string; name: string; timestamp: Date } | undefined;
   for (let n = 0; n <= deltas; n++) {
