@@ -20,3 +20,15 @@ export const SEARCH_ATTRIBUTE_FLAGS: readonly string[] = [
   'XcpbVmUuids=KeywordList',
   'XcpbOutcome=Keyword',
 ];
+
+/** Temporal's default limit on one search attribute value (limit.searchAttributeValueSize). */
+export const SEARCH_ATTRIBUTE_VALUE_LIMIT = 2048;
+
+/**
+ * A keyword list as a search attribute value, or undefined when it would pass the size limit (a run
+ * of a few hundred VMs): then each VM's child workflow, which carries its own uuid, is what a search
+ * by VM finds.
+ */
+export function keywordListIfItFits(values: readonly string[]): string[] | undefined {
+  return JSON.stringify(values).length < SEARCH_ATTRIBUTE_VALUE_LIMIT ? [...values] : undefined;
+}

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { BackupJobInput } from '../core/job-input';
 import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
-import { SA } from '../core/search-attributes';
+import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
@@ -55,9 +55,11 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
         steps: [],
       });
     }
+    const poolIds = keywordListIfItFits([...new Set(selection.selected.map((v) => v.poolId))]);
+    const vmUuids = keywordListIfItFits(selection.selected.map((v) => v.uuid));
     upsertSearchAttributes([
-      { key: SA.poolIds, value: [...new Set(selection.selected.map((v) => v.poolId))] },
-      { key: SA.vmUuids, value: selection.selected.map((v) => v.uuid) },
+      ...(poolIds ? [{ key: SA.poolIds, value: poolIds }] : []),
+      ...(vmUuids ? [{ key: SA.vmUuids, value: vmUuids }] : []),
     ]);
     if (selection.selected.length === 0 && report.vms.length === 0) {
       report.reason = `no VM matches the job's selection${selection.excluded.length ? ` (${selection.excluded.length} excluded)` : ''}`;

@@ -158,3 +158,13 @@ describe('outcomes', () => {
     expect(runOutcome([{ status: 'skipped' }, { status: 'skipped' }])).toBe('skipped');
   });
 });
+
+describe('search attributes', () => {
+  it('a VM list too long for one search attribute value is left to the children', async () => {
+    const { keywordListIfItFits } = await import('../../core/search-attributes');
+    const uuid = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    expect(keywordListIfItFits([uuid(1), uuid(2)])).toEqual([uuid(1), uuid(2)]);
+    const many = Array.from({ length: 200 }, (_, i) => uuid(i));
+    expect(keywordListIfItFits(many)).toBeUndefined();
+  });
+});
