@@ -44,6 +44,8 @@ export interface TargetOutcome {
   remoteId: string;
   ok: boolean;
   error?: string;
+  /** prepareRemotes: the newest `<ts>` of a backup of this VM already on the remote */
+  newestBackup?: string;
 }
 
 export interface TransferResult {
@@ -153,6 +155,8 @@ export interface BackupActivities {
       runId: string;
       mode: SnapshotMode;
       ignoreVdiUuids: string[];
+      /** a `<ts>` the new backup's must come after (the newest backup on the targets) */
+      after?: string;
     },
   ): Promise<SnapshotInfo>;
   // pool disk-export queue

@@ -3,7 +3,7 @@
 import { Context } from '@temporalio/activity';
 import { mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
 import { applyRetention } from '../remotes/apply-retention';
-import { backupPaths } from '../remotes/backup-paths';
+import { backupPaths, vmBackupDir } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
 import { cleanTemporaryFiles } from '../remotes/repository';
 import { readVhdParentFromHeader } from '../remotes/vhd-parent';
@@ -15,6 +15,16 @@ import type { RemoteRegistry } from './transfer-activities';
 const LOCK_STALE_AFTER_MS = 12 * 3_600_000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The newest `<ts>` among the VM's backups on a remote (`<ts>.json` / `<ts>.xva`), if any. */
+async function newestBackupName(remote: Remote, vmUuid: string): Promise<string | undefined> {
+  const names = await remote.list(vmBackupDir(vmUuid)).catch(() => [] as string[]);
+  return names
+    .map((n) => /^(\d{8}T\d{6}Z)\.(json|xva)$/.exec(n)?.[1])
+    .filter((ts): ts is string => ts !== undefined)
+    .sort()
+    .at(-1);
+}
 
 async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefined> {
   const local = remote.localPath(vhdPath);
@@ -43,7 +53,7 @@ export function createRemoteActivities(
             await remote.checkWritable();
             await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
             await cleanTemporaryFiles(remote, vmUuid);
-            return { remoteId, ok: true };
+            return { remoteId, ok: true, newestBackup: await newestBackupName(remote, vmUuid) };
           } catch (err) {
             return { remoteId, ok: false, error: message(err) };
           }

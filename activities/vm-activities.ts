@@ -1,6 +1,5 @@
 // Activities that act on VMs through XAPI: selection, preflight, snapshots and their cleanup.
-import { heartbeat } from '@temporalio/activity';
-import { formatBackupTimestamp } from '../core/backup-time';
+import { formatBackupTimestamp, parseBackupTimestamp } from '../core/backup-time';
 import type { JobConfig } from '../core/config/schema';
 import type { JobSnapshot } from '../core/delta-base';
 import { effectiveSnapshotMode } from '../core/snapshot-mode';
@@ -119,9 +118,8 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
           ({ snapRef, kind, note } = await snapshotVm(xapi, ref, vm, name, req.mode, req.ignoreVdiUuids));
           found = { ref: snapRef, other_config: {} };
         }
-        heartbeat();
         const snap = await xapi.getRecord<VmRecord>('VM', found.ref);
-        const datetime = snap.other_config[XO_KEYS.datetime] ?? formatBackupTimestamp(Date.now());
+        const datetime = snap.other_config[XO_KEYS.datetime] ?? (await nextBackupTime(xapi, vm, req.after));
         const keys: Record<string, string> = {
           [XO_KEYS.job]: req.jobId,
           [XO_KEYS.vm]: req.vmUuid,
@@ -199,6 +197,23 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
         if (ref) await destroySnapshot(xapi, ref);
       }),
   };
+}
+
+/**
+ * The new backup's `<ts>`: now, but always after the VM's other backup snapshots and the newest backup
+ * on the targets. Names have one-second precision; two backups of a VM within one second would
+ * otherwise share a name, and a delta would overwrite, and point at, its own parent.
+ */
+async function nextBackupTime(xapi: XapiClient, vm: VmRecord, after?: string): Promise<string> {
+  let floor = after ? (parseBackupTimestamp(after) ?? 0) : 0;
+  for (const ref of vm.snapshots) {
+    const oc = await xapi
+      .call<Record<string, string>>('VM.get_other_config', ref)
+      .catch(() => ({}) as Record<string, string>);
+    const taken = oc[XO_KEYS.datetime] ? parseBackupTimestamp(oc[XO_KEYS.datetime]) : undefined;
+    if (taken !== undefined && taken > floor) floor = taken;
+  }
+  return formatBackupTimestamp(Math.max(Date.now(), floor + 1_000));
 }
 
 async function findRunSnapshot(xapi: XapiClient, vm: VmRecord, runId: string) {

@@ -82,6 +82,8 @@ class VmBackup {
 
   /** Set when the VM was skipped, with the reason. */
   skipped?: string;
+  /** The newest backup of this VM on the targets: the new one must be named after it. */
+  private newestOnRemotes?: string;
 
   async run(): Promise<void> {
     const pre = await this.preflight();
@@ -150,6 +152,11 @@ class VmBackup {
         }),
       { done: (o) => ({ detail: o.map((t) => `${t.remoteId}: ${t.ok ? 'ready' : t.error}`).join('; ') }) },
     );
+    this.newestOnRemotes = outcomes
+      .map((o) => o.newestBackup)
+      .filter((ts): ts is string => ts !== undefined)
+      .sort()
+      .at(-1);
     for (const t of outcomes.filter((o) => !o.ok)) {
       this.steps.record({
         name: 'transfer',
@@ -183,6 +190,7 @@ class VmBackup {
             runId: this.input.runId,
             mode: offline ? 'normal' : pre.snapshotMode,
             ignoreVdiUuids: pre.disks.filter((d) => d.ignored).map((d) => d.vdiUuid),
+            after: this.newestOnRemotes,
           }),
         ),
       );
