@@ -124,9 +124,13 @@ async function runWindowed<T>(
 ): Promise<void> {
   const queue = [...items];
   const lanes = limit === 0 ? queue.length : Math.min(limit, queue.length);
-  await Promise.all(
+  // Every lane is awaited, even after one failed (a cancellation): the run must not end while a VM
+  // is still cleaning up after itself. The first failure is then rethrown.
+  const settled = await Promise.allSettled(
     Array.from({ length: lanes }, async () => {
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
     }),
   );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
