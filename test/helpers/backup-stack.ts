@@ -1,10 +1,8 @@
 // The whole product in one test process: the simulator over real HTTP, local remotes in a temporary
 // folder, the real workers on their own namespace of the shared Temporal dev server, and a client.
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
@@ -17,10 +15,9 @@ import { type Scenario, type SimPool, type Simulator, startSimulator } from '../
 import { installRuntime } from '../../workers/runtime';
 import { bundleWorkflows, connectWorkers, createWorkerSet, type WorkerSet } from '../../workers/workers';
 import { connectXapi, type XapiClient } from '../../xapi';
-import { repoRoot } from './cli';
+import { judgeChain } from '../tools/vhd-chain-judge';
 import { claimNamespace, temporalAddress, testClient } from './temporal';
 
-const exec = promisify(execFile);
 export const PASSWORD_ENV = 'XCPB_TEST_POOL_PASSWORD';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -160,9 +157,7 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
 export async function chainToRaw(files: string[]): Promise<Buffer> {
   const out = path.join(os.tmpdir(), `xcpb-judge-${process.pid}-${Date.now()}.raw`);
   try {
-    await exec(path.resolve(repoRoot, '../shared/tools/vhd-chain-to-raw'), [out, ...files], {
-      maxBuffer: 1 << 20,
-    });
+    await judgeChain(out, files);
     return await readFile(out);
   } finally {
     await rm(out, { force: true });
