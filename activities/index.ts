@@ -1,4 +1,5 @@
 // Every activity of a backup run, built from the worker's dependencies.
+import { DEFAULT_VM_LOCK_STALE_MS } from '../remotes/vm-lock';
 import type { BackupActivities } from './contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
@@ -12,17 +13,20 @@ import { createVmActivities } from './vm-activities';
 export interface ActivityDeps {
   pools: PoolRegistry;
   remotes: RemoteRegistry;
+  /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
+  vmLockStaleMs?: number;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
+  vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
 }: ActivityDeps): BackupActivities & RestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
-    ...createRemoteActivities(remotes),
+    ...createRemoteActivities(remotes, vmLockStaleMs),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
   };

@@ -47,6 +47,8 @@ export interface WorkerSetOptions {
   poolIds?: string[];
   /** injected for tests */
   pools?: PoolRegistry;
+  /** How long a VM lock lives without a refresh (default DEFAULT_VM_LOCK_STALE_MS) */
+  vmLockStaleMs?: number;
 }
 
 export interface WorkerSet {
@@ -68,7 +70,11 @@ const heartbeats = {
 
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
-  const activities = createBackupActivities({ pools, remotes: remoteRegistry(o.config) });
+  const activities = createBackupActivities({
+    pools,
+    remotes: remoteRegistry(o.config),
+    vmLockStaleMs: o.vmLockStaleMs,
+  });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());
   const workers: Worker[] = [

@@ -23,7 +23,7 @@ import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { healthCheckStep } from './health-check';
-import { cleanupActivities, mainActivities, poolActivities } from './options';
+import { cleanupActivities, lockKeeperActivities, mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 
 export interface BackupVmInput extends BackupJobInput {
@@ -85,14 +85,35 @@ class VmBackup {
   /** The newest backup of this VM on the targets: the new one must be named after it. */
   private newestOnRemotes?: string;
 
+  /** Set when the lock keeper found a VM lock taken over: nothing more is written under it. */
+  private lockLost?: string;
+
   async run(): Promise<void> {
     const pre = await this.preflight();
+    const keeper = new CancellationScope();
+    let keeping: Promise<void> | undefined;
     try {
       const remoteIds = this.exportsToRemotes ? await this.prepareRemotes() : [];
       if (this.exportsToRemotes && remoteIds.length === 0) throw new Error('no target remote is writable');
+      if (remoteIds.length > 0) keeping = keeper.run(() => this.holdLocks(remoteIds));
       await this.snapshotAndExport(pre, remoteIds);
     } finally {
+      keeper.cancel();
+      await keeping;
       await CancellationScope.nonCancellable(() => this.cleanup());
+    }
+  }
+
+  /** Keeps the VM locks alive while this run works under them (however long it waits for slots). */
+  private async holdLocks(remoteIds: string[]): Promise<void> {
+    try {
+      await lockKeeperActivities().holdVmLocks({
+        remoteIds,
+        vmUuid: this.input.vm.uuid,
+        owner: this.input.runId,
+      });
+    } catch (err) {
+      if (!isCancellation(err)) this.lockLost = errorInfo(err).message;
     }
   }
 
@@ -338,6 +359,7 @@ class VmBackup {
     },
   ): Promise<void> {
     const { job } = this.input;
+    if (this.lockLost) throw new Error(`VM lock lost, backup not completed: ${this.lockLost}`);
     const written = await this.steps.run('metadata', () =>
       this.ops.writeMetadata({
         ...this.ref,

@@ -31,6 +31,8 @@ export interface StackOptions {
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
   /** start the workers in this process (default true) */
   workers?: boolean;
+  /** VM lock stale period of the workers (default: the product's) */
+  vmLockStaleMs?: number;
 }
 
 export class BackupStack {
@@ -42,6 +44,7 @@ export class BackupStack {
     readonly namespace: string,
     readonly dir: string,
     private connection?: NativeConnection,
+    readonly vmLockStaleMs?: number,
     private workerSet?: WorkerSet,
     private running?: Promise<void>,
   ) {}
@@ -103,6 +106,7 @@ export class BackupStack {
       connection: this.connection,
       namespace: this.namespace,
       workflowBundle: await sharedBundle(),
+      vmLockStaleMs: this.vmLockStaleMs,
     });
     this.running = this.workerSet.run();
   }
@@ -148,7 +152,15 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
   });
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
   const namespace = await claimNamespace();
-  const stack = new BackupStack(sim, result.config, await testClient(namespace), namespace, dir);
+  const stack = new BackupStack(
+    sim,
+    result.config,
+    await testClient(namespace),
+    namespace,
+    dir,
+    undefined,
+    o.vmLockStaleMs,
+  );
   if (o.workers !== false) await stack.startWorkers();
   return stack;
 }
