@@ -2,7 +2,7 @@
 // on, and retention with crash-safe merges.
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
+import { finishInterruptedMerges, mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
 import { applyRetention } from '../remotes/apply-retention';
 import { backupPaths, vmBackupDir } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
@@ -146,6 +146,11 @@ export function createRemoteActivities(
         },
         {
           readVhdParent: readVhdParentFromHeader,
+          finishInterruptedMerges: (dir) =>
+            finishInterruptedMerges(dir, {
+              onProgress: (done: number, total: number) =>
+                Context.current().heartbeat({ merge: dir, done, total }),
+            }),
           mergeVhdIntoParent: (child) =>
             mergeVhdIntoParent(child, {
               onProgress: (done: number, total: number) =>

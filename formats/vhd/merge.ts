@@ -8,6 +8,7 @@ import { encodeHeader } from './header';
 import {
   type FoundMergeState,
   findMergeState,
+  findMergeStates,
   fsyncDir,
   type MergeState,
   removeMergeState,
@@ -74,6 +75,19 @@ export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions =
   }
   await removeMergeState(dir, state);
   opts.onStep?.('done');
+}
+
+/**
+ * Finishes every merge left unfinished in `dir` (by us or by Xen Orchestra: same state files);
+ * returns the merged children's names.
+ */
+export async function finishInterruptedMerges(dir: string, opts: MergeOptions = {}): Promise<string[]> {
+  const done: string[] = [];
+  for (const state of await findMergeStates(dir)) {
+    await mergeVhdIntoParent(path.join(dir, state.child), opts);
+    done.push(state.child);
+  }
+  return done;
 }
 
 /** Completes a state file read back (ours or XO's) from the files themselves. */
