@@ -3,6 +3,7 @@
 // --namespace) and waits for it; a worker must serve the pool. Ids of `xcpb backups list`.
 import { parseArgs } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
+import { restoreOutcomeOf } from '../client/run-result';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { parseBackupId } from '../core/restore-backup-id';
@@ -12,18 +13,6 @@ import { bold, dim, green, printJson, red, UsageError } from './output';
 
 const USAGE =
   'usage: xcpb restore <backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--new-macs] [--json]';
-
-interface RestoreResult {
-  vmUuid: string;
-  vmName: string;
-  powerState: string;
-  poolId: string;
-  srUuid: string;
-  mode: string;
-  bytes: number;
-  vdis: { uuid: string; nameLabel: string; virtualSize: number; suspend: boolean }[];
-  networks: string[];
-}
 
 /** The innermost message of a failed workflow (the activity's own words). */
 export function failureMessage(err: unknown): string {
@@ -73,7 +62,7 @@ export async function restoreCommand(argv: string[]): Promise<number> {
   const workflowId = `xcpb:restore:${backup.vmUuid}:${backup.basename}:${new Date().toISOString()}`;
   try {
     if (!values.json) process.stderr.write(dim(`restoring ${positionals[0]} (workflow ${workflowId})…\n`));
-    const result = (await client.workflow.execute('restoreVm', {
+    const handle = await client.workflow.start('restoreVm', {
       taskQueue: MAIN_QUEUE,
       workflowId,
       args: [
@@ -85,7 +74,15 @@ export async function restoreCommand(argv: string[]): Promise<number> {
           newMacAddresses: values['new-macs'] ?? false,
         },
       ],
-    })) as RestoreResult;
+    });
+    const outcome = await restoreOutcomeOf(handle);
+    if (!outcome.ok) {
+      const { message, failure } = outcome;
+      if (values.json) printJson({ workflowId, error: message, failedIn: failure.failedIn });
+      else process.stderr.write(`${red('restore failed')} (${failure.failedIn}): ${message}\n`);
+      return 1;
+    }
+    const result = outcome.result;
     if (values.json) printJson({ workflowId, ...result });
     else {
       process.stdout.write(

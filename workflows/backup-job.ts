@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BackupJobInput } from '../core/job-input';
+import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
 import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
@@ -77,7 +78,17 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     report.end = Date.now();
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  // Failed in Temporal when any VM failed (or the selection did), the report in the details.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, runFailureMessage(report), report);
   return report;
+}
+
+function runFailureMessage(report: RunReport): string {
+  const failed = report.vms.filter((v) => v.status === 'failure');
+  if (failed.length === 0) return `run of job ${report.jobId} failed: ${report.reason ?? 'unknown reason'}`;
+  const names = failed.slice(0, 5).map((v) => v.vmName);
+  const more = failed.length > names.length ? ` and ${failed.length - names.length} more` : '';
+  return `run of job ${report.jobId}: ${failed.length} of ${report.vms.length} VMs failed (${names.join(', ')}${more})`;
 }
 
 async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunReport): Promise<void> {
@@ -111,7 +122,10 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
       }),
     );
   } catch (err) {
-    Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
+    // A failed VM's child ends Failed with its report in the failure's details.
+    const vmReport = reportOfFailure<VmReport>(err, FAILURE_TYPES.vm);
+    if (vmReport) Object.assign(entry, vmReport);
+    else Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
     if (isCancellation(err)) throw err;
   }
 }

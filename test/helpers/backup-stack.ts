@@ -1,5 +1,6 @@
 // The whole product in one test process: the simulator over real HTTP, local remotes in a temporary
 // folder, the real workers on their own namespace of the shared Temporal dev server, and a client.
+
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,6 +9,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
 import { jobInput } from '../../core/job-input';
@@ -85,7 +87,7 @@ export class BackupStack {
   /** Starts a run of a job as a schedule would, and waits for its report. */
   async runJob(jobId: string, scheduleId?: string): Promise<RunReport> {
     const handle = await this.startJob(jobId, scheduleId);
-    return (await handle.result()) as RunReport;
+    return runReportOf(handle);
   }
 
   async startJob(jobId: string, scheduleId?: string) {

@@ -268,7 +268,7 @@ describe("Xen Orchestra's layout", () => {
       () => undefined,
       (e) => e,
     );
-    expect(String(err?.cause?.cause?.message ?? err)).toMatch(/is missing on remote xo/);
+    expect(String(err?.cause?.message ?? err)).toMatch(/is missing on remote xo/);
   });
 
   it('the CLI lists them (--json) and restores one (--json names the VM and its VDIs)', async () => {
