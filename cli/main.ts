@@ -9,6 +9,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./server')).serverCommand,
   },
   config: { summary: 'validate <file> | schema', load: async () => (await import('./config')).configCommand },
+  schema: {
+    summary:
+      '<backup-job-input | run-report | restore-input>  JSON Schema of a start input or the run report',
+    load: async () => (await import('./schema')).schemaCommand,
+  },
   apply: {
     summary: '<file> [--dry-run]  make the Temporal schedules match the config',
     load: async () => (await import('./apply')).applyCommand,

@@ -10,10 +10,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BackupJobInput } from '../core/job-input';
+import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
 import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
+import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
@@ -22,7 +23,9 @@ import { errorInfo } from './report';
 
 export const runReportQuery = defineQuery<RunReport>('report');
 
-export async function backupJob(input: BackupJobInput): Promise<RunReport> {
+export async function backupJob(start: BackupJobStartInput): Promise<RunReport> {
+  // The start contract first: a bad input fails here, naming the field, before anything runs.
+  const input = parseStartInput(BACKUP_JOB_WORKFLOW, BackupJobInputSchema, start);
   const { job } = input;
   const { workflowId } = workflowInfo();
   const report: RunReport = {

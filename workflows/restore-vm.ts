@@ -23,21 +23,14 @@ import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
 import { type BackupRef, parseBackupId } from '../core/restore-backup-id';
 import type { RestorePurpose } from '../core/restore-naming';
 import type { ErrorInfo } from '../core/run-report';
+import { parseStartInput, RestoreInputSchema, type RestoreStartInput } from '../core/start-contract';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 import { errorInfo } from './report';
 
 export const RESTORE_VM_WORKFLOW = 'restoreVm';
 
-export interface RestoreVmInput {
-  /** `<remoteId>:<vmUuid>/<ts>` */
-  backupId: string;
-  poolId: string;
-  /** SR uuid or name on that pool */
-  sr: string;
-  start?: boolean;
-  /** new MAC addresses for the VIFs (delta restores); default false: the backed-up MACs */
-  newMacAddresses?: boolean;
-}
+/** The start contract's restore input (core/start-contract.ts): backupId, poolId, sr, start?, newMacAddresses?. */
+export type RestoreVmInput = RestoreStartInput;
 
 export interface RestoreVmResult extends RestoredVm {
   backupId: string;
@@ -185,7 +178,9 @@ export function restoreFailure(
   return failedWith(type, message, report, err instanceof Error ? err : undefined);
 }
 
-export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult> {
+export async function restoreVm(start: RestoreVmInput): Promise<RestoreVmResult> {
+  // The start contract first: a bad input fails here, naming the field, before anything runs.
+  const input = parseStartInput(RESTORE_VM_WORKFLOW, RestoreInputSchema, start);
   const progress: RestoreProgress = { phase: 'inspect', backupId: input.backupId };
   setHandler(restoreProgressQuery, () => progress);
   try {

@@ -261,7 +261,13 @@ describe('runs in flight', () => {
   it('cancel of an unknown run says so', async () => {
     const r = await xcpb('cancel', 'xcpb:nightly:manual-never');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no run xcpb:nightly:manual-never/);
+    expect(r.stderr).toMatch(/no run with id xcpb:nightly:manual-never/);
+  });
+
+  it('runs show of an unknown run says so', async () => {
+    const r = await xcpb('runs', 'show', 'nope');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('xcpb runs: no run with id nope\n');
   });
 });
 

@@ -30,7 +30,8 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export const sharedBundle = () => (bundle ??= bundleWorkflows());
 
 export interface StackOptions {
-  scenario: Scenario;
+  /** a scenario, or `demo` for the demo pool of simulator/scenarios/demo.yaml */
+  scenario: Scenario | 'demo';
   jobs: unknown[];
   remotes?: string[];
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
