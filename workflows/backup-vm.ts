@@ -23,6 +23,7 @@ import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
 import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
+import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
 import { cleanupActivities, mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
@@ -115,7 +116,7 @@ class VmBackup {
       () => this.ops.preflightVm({ ...this.ref, snapshotMode: this.input.job.snapshotMode }),
       {
         done: (p) => ({
-          detail: `${p.powerState}, ${p.disks.filter((d) => !d.ignored).length} disks, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
+          detail: `${p.powerState}, ${plural(p.disks.filter((d) => !d.ignored).length, 'disk')}, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
         }),
       },
     );

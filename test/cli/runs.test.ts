@@ -267,7 +267,7 @@ describe('runs in flight', () => {
   it('runs show of an unknown run says so', async () => {
     const r = await xcpb('runs', 'show', 'nope');
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('xcpb runs: no run with id nope\n');
+    expect(r.stderr).toBe('xcpb runs show: no run with id nope\n');
   });
 });
 
