@@ -1,20 +1,30 @@
 // `xcpb worker --config <file>`: the main worker and the per-pool workers in one process, until
 // SIGTERM / SIGINT (graceful: running activities finish or are handed back).
-import { parseArgs } from 'node:util';
 import { temporalTarget } from '../client/connect';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { installRuntime } from '../workers/runtime';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
-import { connectionOptions } from './connection-flags';
-import { UsageError } from './output';
+import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
+import { type Register, run, withExamples } from './program';
 
-export async function workerCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string' }, pool: { type: 'string', multiple: true }, ...connectionOptions },
-  });
-  if (!values.config) throw new UsageError('usage: xcpb worker --config <file> [--pool <id> ...]');
+export const registerWorker: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('worker')
+        .description(
+          'the main worker and the per-pool workers in one process, until SIGTERM / Ctrl-C (graceful)',
+        )
+        .requiredOption('-c, --config <file>', 'the config file (pools, remotes; secrets by reference)')
+        .option('--pool <id...>', "serve only these pools' task queues (one worker process per pool)"),
+    ),
+    'xcpb worker --config /etc/xcpb/prod.yaml',
+    'xcpb worker -c prod.yaml --pool lab --pool dr',
+  ).action(run(worker));
+};
+
+async function worker(values: ConnectionFlags & { config: string; pool?: string[] }): Promise<number> {
   const loaded = await loadConfigFile(values.config);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);

@@ -10,9 +10,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BackupJobInput } from '../core/job-input';
+import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
+import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
 import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
+import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
@@ -21,7 +23,9 @@ import { errorInfo } from './report';
 
 export const runReportQuery = defineQuery<RunReport>('report');
 
-export async function backupJob(input: BackupJobInput): Promise<RunReport> {
+export async function backupJob(start: BackupJobStartInput): Promise<RunReport> {
+  // The start contract first: a bad input fails here, naming the field, before anything runs.
+  const input = parseStartInput(BACKUP_JOB_WORKFLOW, BackupJobInputSchema, start);
   const { job } = input;
   const { workflowId } = workflowInfo();
   const report: RunReport = {
@@ -77,7 +81,17 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     report.end = Date.now();
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  // Failed in Temporal when any VM failed (or the selection did), the report in the details.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, runFailureMessage(report), report);
   return report;
+}
+
+function runFailureMessage(report: RunReport): string {
+  const failed = report.vms.filter((v) => v.status === 'failure');
+  if (failed.length === 0) return `run of job ${report.jobId} failed: ${report.reason ?? 'unknown reason'}`;
+  const names = failed.slice(0, 5).map((v) => v.vmName);
+  const more = failed.length > names.length ? ` and ${failed.length - names.length} more` : '';
+  return `run of job ${report.jobId}: ${failed.length} of ${report.vms.length} VMs failed (${names.join(', ')}${more})`;
 }
 
 async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunReport): Promise<void> {
@@ -111,7 +125,10 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
       }),
     );
   } catch (err) {
-    Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
+    // A failed VM's child ends Failed with its report in the failure's details.
+    const vmReport = reportOfFailure<VmReport>(err, FAILURE_TYPES.vm);
+    if (vmReport) Object.assign(entry, vmReport);
+    else Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
     if (isCancellation(err)) throw err;
   }
 }

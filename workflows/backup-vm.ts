@@ -19,9 +19,11 @@ import type {
 import { chooseBaseSnapshot, type DiskPlan, planDisks } from '../core/delta-base';
 import { parseDuration } from '../core/duration';
 import type { BackupJobInput } from '../core/job-input';
+import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
 import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
+import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
 import { cleanupActivities, lockKeeperActivities, mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
@@ -60,7 +62,19 @@ export async function backupVm(input: BackupVmInput): Promise<VmReport> {
   } finally {
     report.end = Date.now();
   }
+  // Failed in Temporal when the backup failed, with the report; Completed when done or skipped.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.vm, vmFailureMessage(report), report);
   return report;
+}
+
+function vmFailureMessage(report: VmReport): string {
+  const why =
+    report.error?.message ??
+    report.steps
+      .filter((s) => s.status === 'failure')
+      .map((s) => `${s.name}${s.target ? ` ${s.target}` : ''}: ${s.error?.message ?? 'failed'}`)
+      .join('; ');
+  return `backup of VM ${report.vmName} failed: ${why}`;
 }
 
 /** The steps of one VM backup, sharing the run's state. */
@@ -123,7 +137,7 @@ class VmBackup {
       () => this.ops.preflightVm({ ...this.ref, snapshotMode: this.input.job.snapshotMode }),
       {
         done: (p) => ({
-          detail: `${p.powerState}, ${p.disks.filter((d) => !d.ignored).length} disks, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
+          detail: `${p.powerState}, ${plural(p.disks.filter((d) => !d.ignored).length, 'disk')}, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
         }),
       },
     );

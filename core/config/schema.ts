@@ -119,6 +119,11 @@ export const Job = z.strictObject({
 });
 
 export const Config = z.strictObject({
+  name: id
+    .optional()
+    .describe(
+      'name of this config: `xcpb apply` records it on each schedule and leaves the schedules of other configs alone (default: the file name without extension)',
+    ),
   pools: z.array(Pool).default([]),
   remotes: z.array(Remote).default([]),
   jobs: z.array(Job).default([]),

@@ -2,13 +2,14 @@
 // port with the same database file: the worker process reconnects by itself (the SDK retries), the
 // export that kept streaming meanwhile reports its result, and the run completes with a correct chain.
 // The global setup's server is shared, so this test starts its OWN dev server.
+
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runReportOf } from '../../client/run-result';
 import { jobInput } from '../../core/job-input';
-import type { RunReport } from '../../core/run-report';
 import { MAIN_QUEUE } from '../../core/task-queues';
 import { freePort, startOwnedDevServer } from '../../server/dev-server';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
@@ -111,11 +112,7 @@ describe('restart of the Temporal server mid-run', () => {
 
     const report = await waitFor(
       'the run result',
-      async () =>
-        (await client.workflow
-          .getHandle(workflowId)
-          .result()
-          .catch(() => undefined)) as RunReport | undefined,
+      async () => await runReportOf(client.workflow.getHandle(workflowId)).catch(() => undefined),
       180_000,
       1_000,
     );
@@ -132,11 +129,13 @@ describe('restart of the Temporal server mid-run', () => {
 
     // And the restarted server keeps serving: a second run, a delta on the first.
     await control.writeRandomBlocks(vm.disks[0].uuid, { count: 2, seed: 'after restart' });
-    const second = (await client.workflow.execute('backupJob', {
-      taskQueue: MAIN_QUEUE,
-      workflowId: `${workflowId}-2`,
-      args: [jobInput(job, job.schedules[0])],
-    })) as RunReport;
+    const second = await runReportOf(
+      await client.workflow.start('backupJob', {
+        taskQueue: MAIN_QUEUE,
+        workflowId: `${workflowId}-2`,
+        args: [jobInput(job, job.schedules[0])],
+      }),
+    );
     expect(second.status, pretty(second)).toBe('success');
     expect(stepsOf(second, 'app', 'export')[0].detail).toMatch(/^delta from/);
     await truths.checkNewest(vm.uuid, JOB);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
 import { jobInput } from '../../core/job-input';
@@ -25,7 +26,8 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export const sharedBundle = () => (bundle ??= bundleWorkflows());
 
 export interface StackOptions {
-  scenario: Scenario;
+  /** a scenario, or `demo` for the demo pool of simulator/scenarios/demo.yaml */
+  scenario: Scenario | 'demo';
   jobs: unknown[];
   remotes?: string[];
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
@@ -85,7 +87,7 @@ export class BackupStack {
   /** Starts a run of a job as a schedule would, and waits for its report. */
   async runJob(jobId: string, scheduleId?: string): Promise<RunReport> {
     const handle = await this.startJob(jobId, scheduleId);
-    return (await handle.result()) as RunReport;
+    return runReportOf(handle);
   }
 
   async startJob(jobId: string, scheduleId?: string) {
