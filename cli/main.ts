@@ -51,6 +51,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       '<backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--json]  restore a VM backup',
     load: async () => (await import('./restore')).restoreCommand,
   },
+  files: {
+    summary:
+      'ls <backupId> [--disk N] [--partition P] [path] | get <backupId> <path>... -o <out>  files inside a delta backup',
+    load: async () => (await import('./files')).filesCommand,
+  },
   sim: {
     summary: '--scenario <file|demo> [--port N] [--data-dir DIR]  the XAPI simulator',
     load: async () => (await import('./sim')).simCommand,
