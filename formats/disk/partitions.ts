@@ -122,7 +122,9 @@ export async function readPartitionTable(dev: BlockDevice): Promise<PartitionTab
       if (extended) throw new PartitionTableError('MBR: more than one extended partition');
       extended = e;
       if (e.start + e.count > totalSectors) {
-        throw new PartitionTableError(`MBR: extended partition ${i + 1} ends past the end of the disk`);
+        throw new PartitionTableError(
+          `MBR extended partition ${i + 1} ends at byte ${(e.start + e.count) * SECTOR}, past the end of the ${dev.size}-byte disk (truncated or damaged partition table)`,
+        );
       }
       return;
     }
