@@ -149,6 +149,8 @@ export async function openExtFs(dev: BlockDevice, type = 'ext4'): Promise<FileSy
       } catch (e) {
         mapError(e, full);
       }
+      // Sequential reads at the file's own position: the binding passes an explicit position as a
+      // 32-bit number, which wraps past 4 GiB, while libext2fs keeps the file position in 64 bits.
       let pos = 0;
       const chunk = 1024 * 1024;
       return new Readable({
@@ -161,7 +163,7 @@ export async function openExtFs(dev: BlockDevice, type = 'ext4'): Promise<FileSy
               return;
             }
             const buf = Buffer.alloc(n);
-            const { bytesRead } = (await serial(() => fh.read(buf, 0, n, pos))) as { bytesRead: number };
+            const { bytesRead } = (await serial(() => fh.read(buf, 0, n, null))) as { bytesRead: number };
             if (bytesRead <= 0) throw new FsError('CORRUPT', `${full}: ends at ${pos} of ${st.size} bytes`);
             pos += bytesRead;
             this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
