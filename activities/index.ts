@@ -1,5 +1,7 @@
 // Every activity of a backup run, built from the worker's dependencies.
 import type { BackupActivities } from './contract';
+import { createFileRestoreActivities } from './file-restore-activities';
+import type { FileRestoreActivities } from './file-restore-contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
@@ -17,7 +19,7 @@ export interface ActivityDeps {
 export function createBackupActivities({
   pools,
   remotes,
-}: ActivityDeps): BackupActivities & RestoreActivities {
+}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
@@ -25,6 +27,7 @@ export function createBackupActivities({
     ...createRemoteActivities(remotes),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
+    ...createFileRestoreActivities(remotes),
   };
 }
 

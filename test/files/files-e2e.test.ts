@@ -4,8 +4,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBackupId } from '../../core/restore-backup-id';
+import { MAIN_QUEUE } from '../../core/task-queues';
 import { openBackupFiles } from '../../remotes/backup-files';
 import { openRemote } from '../../remotes/open-remote';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
@@ -296,6 +298,51 @@ describe('xcpb files', () => {
       await opened.close();
     }
   }, 300_000);
+
+  it('the restoreFiles workflow writes an archive on a remote, or fails with the reason', async () => {
+    const result = await stack.client.workflow.execute('restoreFiles', {
+      taskQueue: MAIN_QUEUE,
+      workflowId: `xcpb:restore-files:test-${Date.now()}`,
+      args: [
+        {
+          backupId: ids[0],
+          disk: 0,
+          partition: '1',
+          paths: ['/etc'],
+          output: { remoteId: 'nas', path: 'restores/etc.tar.gz' },
+        },
+      ],
+    });
+    expect(result).toMatchObject({
+      source: 'disk 0 (root), partition 1 (ext4)',
+      format: 'tar.gz',
+      files: 1,
+      folders: 1,
+    });
+    const x = path.join(dir, 'wf');
+    await mkdir(x);
+    await sh('tar', ['-xzf', path.join(stack.remoteDir('nas'), 'restores/etc.tar.gz'), '-C', x]);
+    expect(await readFile(path.join(x, 'etc/hostname'), 'utf8')).toBe('web-1\n');
+    const failed = stack.client.workflow.execute('restoreFiles', {
+      taskQueue: MAIN_QUEUE,
+      workflowId: `xcpb:restore-files:test-missing-${Date.now()}`,
+      args: [
+        {
+          backupId: ids[0],
+          disk: 0,
+          partition: '1',
+          paths: ['/nope'],
+          output: { folder: path.join(dir, 'wf-missing') },
+        },
+      ],
+    });
+    await expect(failed).rejects.toThrow(WorkflowFailedError);
+    const err = await failed.catch((e) => e as WorkflowFailedError);
+    // the activity's own words, innermost cause (non-retryable: it failed at once)
+    let inner: { message?: string; cause?: unknown } | undefined = err;
+    while ((inner?.cause as typeof inner)?.message) inner = inner!.cause as typeof inner;
+    expect(inner?.message).toContain('disk 0 (root), partition 1 (ext4): /nope: no such file or folder');
+  }, 120_000);
 
   it('errors name the disk and partition', async () => {
     const r = await runXcpb(['files', 'ls', ids[1], '--config', configFile, '--disk', '0', '/']);
