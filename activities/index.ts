@@ -1,6 +1,8 @@
 // Every activity of a backup run, built from the worker's dependencies.
 import { DEFAULT_VM_LOCK_STALE_MS } from '../remotes/vm-lock';
 import type { BackupActivities } from './contract';
+import { createFileRestoreActivities } from './file-restore-activities';
+import type { FileRestoreActivities } from './file-restore-contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
@@ -21,7 +23,7 @@ export function createBackupActivities({
   pools,
   remotes,
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
-}: ActivityDeps): BackupActivities & RestoreActivities {
+}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
@@ -29,6 +31,7 @@ export function createBackupActivities({
     ...createRemoteActivities(remotes, vmLockStaleMs),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
+    ...createFileRestoreActivities(remotes),
   };
 }
 

@@ -50,6 +50,25 @@ const commands: Record<string, { summary: string; load: () => Promise<Register> 
     summary: 'list the backups on the remotes, with their ids',
     load: async () => (await import('./backups')).registerBackups,
   },
+  files: {
+    summary: 'list and fetch files inside a delta backup',
+    load: async () => {
+      const [{ filesCommand, FILES_USAGE }, { passThrough }] = await Promise.all([
+        import('./files'),
+        import('./program'),
+      ]);
+      return (program) =>
+        passThrough(
+          program,
+          'files',
+          'list and fetch files inside a delta backup',
+          FILES_USAGE,
+          filesCommand,
+          'xcpb files ls <backupId> --config xcpb.yaml /etc',
+          'xcpb files get <backupId> /etc/hosts /home -o files.tar.gz --config xcpb.yaml',
+        );
+    },
+  },
   restore: { summary: 'restore a VM backup', load: async () => (await import('./restore')).registerRestore },
   sim: { summary: 'the XAPI simulator', load: async () => (await import('./sim')).registerSim },
   vhd: {
