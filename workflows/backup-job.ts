@@ -1,6 +1,7 @@
 // One run of a job: select the VMs now, back each up in a child workflow within a sliding window
 // of `concurrency`, and aggregate the run report.
 import {
+  CancellationScope,
   ChildWorkflowCancellationType,
   defineQuery,
   executeChild,
@@ -16,6 +17,7 @@ import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
+import { takeJobSlot } from './job-guard';
 import { mainActivities } from './options';
 import { errorInfo } from './report';
 
@@ -40,6 +42,8 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     ...(input.scheduleId ? [{ key: SA.scheduleId, value: input.scheduleId }] : []),
   ]);
 
+  const slot = await takeJobSlot(job.id);
+  if ('heldBy' in slot) return refused(report, slot.heldBy);
   try {
     const selection = await mainActivities().selectVms({ vms: job.vms });
     for (const uuid of selection.missing) {
@@ -75,7 +79,21 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     }
   } finally {
     report.end = Date.now();
+    await CancellationScope.nonCancellable(() => slot.release());
   }
+  upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  return report;
+}
+
+/**
+ * Another run of the job is in flight: a scheduled run is skipped (as the schedule's overlap policy
+ * would), any other start is refused; both name the run that holds the job.
+ */
+function refused(report: RunReport, heldBy: string): RunReport {
+  const scheduled = workflowInfo().searchAttributes?.TemporalScheduledById !== undefined;
+  report.status = scheduled ? 'skipped' : 'failure';
+  report.reason = `${scheduled ? 'skipped' : 'refused'}: job "${report.jobId}" already has a run in flight: ${heldBy}`;
+  report.end = Date.now();
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
   return report;
 }

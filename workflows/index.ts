@@ -2,4 +2,5 @@
 export { backupJob, runReportQuery } from './backup-job';
 export { backupVm, vmReportQuery } from './backup-vm';
 export { healthCheck } from './health-check';
+export { jobRunGuard } from './job-guard';
 export { restoreProgressQuery, restoreVm } from './restore-vm';

@@ -92,7 +92,10 @@ describe('idempotent XAPI imports', () => {
     while (
       !(await records('task')).some((t) => t.name_label === `xcpb import ${id}` && t.status === 'success')
     ) {
-      if (Date.now() > deadline) throw new Error(`the import never finished: ${JSON.stringify(await records('task'))} ${worker.output.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the import never finished: ${JSON.stringify(await records('task'))} ${worker.output.slice(-3000)}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
     await worker.kill();
