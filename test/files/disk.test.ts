@@ -181,6 +181,50 @@ describe('partition tables and filesystems', () => {
     }
   });
 
+  it('NTFS (mkntfs, files copied in through ntfs-3g): folders of hundreds of entries, sparse and large files, symlinks', async () => {
+    const img = path.join(tmp.dir, 'ntfs.img');
+    await sparseFile(img, 64 * MiB);
+    await sh('mkntfs', ['-F', '-q', '-Q', '-L', 'WinData', img]);
+    const mnt = path.join(tmp.dir, 'ntfs-mnt');
+    await mkdir(mnt);
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) many[`many/file number ${i}.txt`] = `${i}\n`;
+    await sh('ntfs-3g', [img, mnt]);
+    try {
+      await makeTree(mnt, { ...tree, ...many });
+      await symlink('docs/deep/er/file.bin', path.join(mnt, 'link'));
+      await sh('truncate', ['-s', `${30 * MiB}`, path.join(mnt, 'sparse.bin')]);
+    } finally {
+      await sh('umount', [mnt]);
+    }
+    const disk = path.join(tmp.dir, 'ntfs-disk.img');
+    await sparseFile(disk, 80 * MiB);
+    await sh('sgdisk', ['-n', '1:2048:+64M', '-t', '1:0700', disk]);
+    await placeAt(disk, img, MiB);
+    const dev = await openRawDevice(disk);
+    try {
+      const { volumes } = await discoverVolumes(dev);
+      expect(volumes.map((v) => [v.id, v.fsType, v.kind])).toEqual([['1', 'ntfs', 'Microsoft basic data']]);
+      await withVolume(dev, '1', async (fs) => {
+        expect(fs.label).toBe('WinData');
+        expect(await digest(fs)).toEqual(
+          expected({ ...tree, ...many, 'sparse.bin': Buffer.alloc(30 * MiB) }),
+        );
+        expect(await fs.stat('/link')).toMatchObject({ type: 'symlink', target: 'docs/deep/er/file.bin' });
+        const page = await fs.list('/many', { offset: 10, limit: 5 });
+        expect(page.total).toBe(300);
+        expect(page.entries.map((e) => e.name)).toEqual(
+          Object.keys(many)
+            .map((k) => k.slice(5))
+            .sort()
+            .slice(10, 15),
+        );
+      });
+    } finally {
+      await dev.close();
+    }
+  });
+
   it('malformed inputs: each a clear error', async () => {
     // A truncated disk: partition 6 now ends past the end.
     const cut = path.join(tmp.dir, 'cut.img');
