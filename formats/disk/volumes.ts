@@ -13,6 +13,7 @@ import {
   PartitionTableError,
   readPartitionTable,
 } from './partitions';
+import { openXfs } from './xfs';
 
 export type FsType =
   | 'ext2'
@@ -144,6 +145,8 @@ export async function openFilesystem(volume: Volume): Promise<FileSystemReader> 
       return openFatFs(volume.device);
     case 'ntfs':
       return openNtfs(volume.device);
+    case 'xfs':
+      return openXfs(volume.device);
     case 'lvm2-pv':
       throw new FsError('UNSUPPORTED', 'an LVM physical volume: choose one of its logical volumes (vg/lv)');
     default:

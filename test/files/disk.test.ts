@@ -14,7 +14,7 @@ import { discoverVolumes, openFilesystem, type Volume } from '../../formats/disk
 import { walk } from '../../formats/disk/walk';
 import { createVhdStream, VHD_BLOCK_SIZE } from '../../formats/vhd';
 import { MemDisk, makeTmp } from '../formats/helpers';
-import { ext4Image, fatImage, makeTree, placeAt, sh, sha256, sparseFile } from './images';
+import { ext4Image, fatImage, makeTree, placeAt, sh, sha256, sparseFile, xfsImage } from './images';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 beforeAll(async () => {
@@ -219,6 +219,41 @@ describe('partition tables and filesystems', () => {
             .sort()
             .slice(10, 15),
         );
+      });
+    } finally {
+      await dev.close();
+    }
+  });
+
+  it('XFS (mkfs.xfs with a proto file): short-form and multi-block folders, extents, symlinks, owners', async () => {
+    const src = path.join(tmp.dir, 'xfs-src');
+    const files: Record<string, string | Buffer> = {
+      'etc/hostname': 'xfs-host\n',
+      'docs/ünïcødé-€.txt': 'UTF-8 name\n',
+      'data/random.bin': tree['random.bin'],
+    };
+    for (let i = 0; i < 400; i++) files[`many/entry-${String(i).padStart(3, '0')}.txt`] = `${i}\n`;
+    await makeTree(src, files);
+    const img = path.join(tmp.dir, 'xfs.img');
+    await xfsImage(img, src, { link: 'etc/hostname' });
+    const dev = await openRawDevice(img);
+    try {
+      const { volumes } = await discoverVolumes(dev);
+      expect(volumes.map((v) => [v.id, v.fsType])).toEqual([['', 'xfs']]);
+      await withVolume(dev, '', async (fs) => {
+        expect(fs.label).toBe('XFSTEST');
+        expect(await digest(fs)).toEqual(expected(files));
+        expect(await fs.stat('/link')).toMatchObject({ type: 'symlink', target: 'etc/hostname' });
+        expect(await fs.stat('/etc/hostname')).toMatchObject({ type: 'file', size: 9, uid: 1000, gid: 100 });
+        const page = await fs.list('/many', { offset: 395, limit: 10 });
+        expect(page.total).toBe(400);
+        expect(page.entries.map((e) => e.name)).toEqual([
+          'entry-395.txt',
+          'entry-396.txt',
+          'entry-397.txt',
+          'entry-398.txt',
+          'entry-399.txt',
+        ]);
       });
     } finally {
       await dev.close();
