@@ -2,11 +2,12 @@
 // mkfs.vfat + mcopy): every file listed and read equals the file put there; malformed inputs give
 // errors that say what is wrong.
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeArchive } from '../../formats/archive/file-archive';
 import { type BlockDevice, openRawDevice } from '../../formats/disk/device';
 import type { FileSystemReader } from '../../formats/disk/filesystem';
 import { openLocalChainDevice } from '../../formats/disk/vhd-chain-device';
@@ -118,6 +119,16 @@ describe('partition tables and filesystems', () => {
         expect(docs.entries.map((e) => e.name)).toEqual(['deep', 'ünïcødé €.txt']);
         expect(docs.entries[1]).toMatchObject({ type: 'file', size: 11, uid: expect.any(Number) });
         expect(docs.entries[1].mode! & 0o777).toBe(0o644);
+      });
+      // into a folder: symlinks (even absolute ones) are written as symlinks, never followed, and
+      // nothing already there is replaced
+      await withVolume(dev, '1', async (fs) => {
+        const out = path.join(tmp.dir, 'extract');
+        const summary = await writeArchive(fs, ['/abs-link', '/link', '/docs'], 'folder', out);
+        expect(summary).toMatchObject({ symlinks: 2, files: 2, folders: 3 });
+        expect(await readlink(path.join(out, 'abs-link'))).toBe('/etc/passwd');
+        expect(await readlink(path.join(out, 'link'))).toBe('docs/deep/er/file.bin');
+        await expect(writeArchive(fs, ['/hello.txt', '/hello.txt'], 'folder', out)).rejects.toThrow(/EEXIST/);
       });
       for (const id of ['5', '6']) {
         await withVolume(dev, id, async (fs) => {
