@@ -58,12 +58,8 @@ try {
   await source.close();
 
   // baseline: dd of the same number of bytes from where the file starts on the raw disk
-  const ex = (await sh('debugfs', ['-R', 'ex /big.bin', raw])).stdout;
-  const firstPhysical = Number(
-    /\d+\s*-\s*\d+\s+(\d+)\s*-\s*\d+/.exec(
-      ex.split('\n').find((l) => /\d+ - \d+\s+\d+ - \d+/.test(l)) ?? '',
-    )?.[1],
-  );
+  const firstPhysical = Number((await sh('debugfs', ['-R', 'bmap /big.bin 0', raw])).stdout.trim());
+  if (!Number.isSafeInteger(firstPhysical) || firstPhysical <= 0) throw new Error('debugfs bmap gave no block');
   const skipMiB = Math.floor((firstPhysical * 4096) / MiB);
   const dd = await time(() =>
     sh('dd', [
