@@ -14,6 +14,8 @@ import { openLocalChainDevice } from '../../formats/disk/vhd-chain-device';
 import { discoverVolumes, openFilesystem, type Volume } from '../../formats/disk/volumes';
 import { walk } from '../../formats/disk/walk';
 import { createVhdStream, VHD_BLOCK_SIZE } from '../../formats/vhd';
+import { openRemoteChainDevice } from '../../remotes/backup-disks';
+import { openRemote } from '../../remotes/open-remote';
 import { MemDisk, makeTmp } from '../formats/helpers';
 import { ext4Image, fatImage, makeTree, placeAt, sh, sha256, sparseFile, xfsImage } from './images';
 
@@ -424,6 +426,19 @@ describe('the disk view of a VHD chain', () => {
       ).toBe(true);
     } finally {
       await dev.close();
+    }
+    // the same chain on a remote without local paths (object stores): ranged reads only
+    const local = openRemote({ id: 'store', url: `file://${dir}` });
+    const noLocalPaths = new Proxy(local, {
+      get: (t, k) => (k === 'localPath' ? () => undefined : Reflect.get(t, k, t)),
+    });
+    const remoteDev = await openRemoteChainDevice(noLocalPaths, '199.vhd', { cacheBlocks: 2 });
+    try {
+      const out = Buffer.alloc(size);
+      for (let o = 0; o < size; o += VHD_BLOCK_SIZE) (await remoteDev.read(o, VHD_BLOCK_SIZE)).copy(out, o);
+      expect(sha256(out)).toBe(sha256(truth));
+    } finally {
+      await remoteDev.close();
     }
   });
 
