@@ -59,7 +59,8 @@ try {
 
   // baseline: dd of the same number of bytes from where the file starts on the raw disk
   const firstPhysical = Number((await sh('debugfs', ['-R', 'bmap /big.bin 0', raw])).stdout.trim());
-  if (!Number.isSafeInteger(firstPhysical) || firstPhysical <= 0) throw new Error('debugfs bmap gave no block');
+  if (!Number.isSafeInteger(firstPhysical) || firstPhysical <= 0)
+    throw new Error('debugfs bmap gave no block');
   const skipMiB = Math.floor((firstPhysical * 4096) / MiB);
   const dd = await time(() =>
     sh('dd', [
