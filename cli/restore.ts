@@ -8,6 +8,7 @@ import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { formatBackupId, parseBackupId } from '../core/restore-backup-id';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { restoreSummary } from '../core/ui-text';
 import { openRemote } from '../remotes/open-remote';
 import { listVmBackups } from '../remotes/repository';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
@@ -79,6 +80,7 @@ async function restore(backupId: string, values: RestoreFlags): Promise<number> 
     const handle = await client.workflow.start('restoreVm', {
       taskQueue: MAIN_QUEUE,
       workflowId,
+      staticSummary: restoreSummary(backupId, values.pool, values.sr),
       args: [
         {
           backupId: backupId,

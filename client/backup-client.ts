@@ -20,6 +20,7 @@ import {
 import type { RunReport, StepReport, VmReport } from '../core/run-report';
 import { SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { runDetails, runSummary } from '../core/ui-text';
 import type { backupJob } from '../workflows/backup-job';
 import { runReportOf } from './run-result';
 
@@ -65,10 +66,13 @@ export async function startBackupJob(client: Client, o: StartBackupJobOptions): 
   }
   const running = await findRunningRun(client, job);
   if (running) throw new RunInFlightError(job.id, running);
+  const input = jobInput(job, schedule);
   return client.workflow.start<typeof backupJob>(BACKUP_JOB_WORKFLOW, {
     taskQueue: MAIN_QUEUE,
     workflowId: manualRunWorkflowId(job.id, o.now ?? new Date()),
-    args: [jobInput(job, schedule)],
+    args: [input],
+    staticSummary: runSummary(job),
+    staticDetails: runDetails(input),
     typedSearchAttributes: [
       { key: SA.jobId, value: job.id },
       { key: SA.mode, value: job.mode },

@@ -79,3 +79,8 @@ export function throughput(step: StepReport): number | undefined {
   const seconds = (step.end - step.start) / 1000;
   return seconds > 0 ? step.bytes / seconds : undefined;
 }
+
+/** Bytes a VM's exports moved so far. */
+export function vmBytes(vm: Pick<VmReport, 'steps'>): number {
+  return vm.steps.filter((s) => s.name === 'export').reduce((n, s) => n + (s.bytes ?? 0), 0);
+}

@@ -6,16 +6,18 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
-import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
+import { type RunReport, runOutcome, type VmReport, vmBytes } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { runProgress, vmDetails, vmSummary } from '../core/ui-text';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
 import { mainActivities } from './options';
@@ -106,6 +108,7 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
     steps: [],
   };
   report.vms.push(entry);
+  showProgress(report);
   try {
     Object.assign(
       entry,
@@ -116,6 +119,9 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
         // The run waits for each VM's cleanup when it is cancelled.
         cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        staticSummary: vmSummary(vm, input.job),
+        staticDetails: vmDetails(vm, input.job),
+        memo: { vmName: vm.name },
         typedSearchAttributes: [
           { key: SA.jobId, value: input.job.id },
           { key: SA.mode, value: input.job.mode },
@@ -130,7 +136,15 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
     if (vmReport) Object.assign(entry, vmReport);
     else Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
     if (isCancellation(err)) throw err;
+  } finally {
+    showProgress(report);
   }
+}
+
+/** The run's current details in the Web UI: VMs done / failed / running, bytes exported. */
+function showProgress(report: RunReport): void {
+  const bytes = report.vms.reduce((n, vm) => n + vmBytes(vm), 0);
+  setCurrentDetails(runProgress(report.vms, bytes));
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight (0 = all at once), in order. */
