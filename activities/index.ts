@@ -1,9 +1,12 @@
 // Every activity of a backup run, built from the worker's dependencies.
+
+import type { SmtpConfig } from '../core/config/schema';
 import type { BackupActivities } from './contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
 import { createRemoteActivities } from './remote-activities';
+import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
@@ -12,11 +15,14 @@ import { createVmActivities } from './vm-activities';
 export interface ActivityDeps {
   pools: PoolRegistry;
   remotes: RemoteRegistry;
+  /** the mail server reports go through (config `smtp`) */
+  smtp?: SmtpConfig;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
+  smtp,
 }: ActivityDeps): BackupActivities & RestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
@@ -25,6 +31,7 @@ export function createBackupActivities({
     ...createRemoteActivities(remotes),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
+    ...createReportActivities(smtp),
   };
 }
 

@@ -71,13 +71,11 @@ async function main(): Promise<void> {
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   try {
     // The first VM's snapshot is refused for good: that VM fails, the other is backed up.
-    await sim
-      .pool('demo')
-      .control.injectFault({
-        method: 'VM.snapshot',
-        code: 'OPERATION_BLOCKED',
-        params: ['ref', 'blocked by the demo'],
-      });
+    await sim.pool('demo').control.injectFault({
+      method: 'VM.snapshot',
+      code: 'OPERATION_BLOCKED',
+      params: ['ref', 'blocked by the demo'],
+    });
     const handle = await startBackupJob(client, { config: checked.config, jobId: 'prod-nightly' });
     const report = await runReportOf(handle);
     const failed = report.vms.find((v) => v.status === 'failure');

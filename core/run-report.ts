@@ -52,6 +52,10 @@ export const RunReportSchema = z
     end: epochMs.optional(),
     reason: z.string().optional(),
     vms: z.array(VmReportSchema),
+    reports: z
+      .array(StepReportSchema)
+      .optional()
+      .describe('the report sent by email and webhook after the run (name: email | webhook)'),
   })
   .describe(
     'result of a Completed backupJob, or details[0] of its XcpbRunFailed failure when it ended Failed',

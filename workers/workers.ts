@@ -68,7 +68,11 @@ const heartbeats = {
 
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
-  const activities = createBackupActivities({ pools, remotes: remoteRegistry(o.config) });
+  const activities = createBackupActivities({
+    pools,
+    remotes: remoteRegistry(o.config),
+    smtp: o.config.smtp,
+  });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());
   const workers: Worker[] = [

@@ -11,8 +11,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ReportsConfig } from '../core/config/schema';
 import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
+import { reportWanted } from '../core/report-text';
 import { type RunReport, runOutcome, type VmReport, vmBytes } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
@@ -20,8 +22,8 @@ import { MAIN_QUEUE } from '../core/task-queues';
 import { runProgress, vmDetails, vmSummary } from '../core/ui-text';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
-import { mainActivities } from './options';
-import { errorInfo } from './report';
+import { mainActivities, reportActivities } from './options';
+import { errorInfo, StepRecorder } from './report';
 
 export const runReportQuery = defineQuery<RunReport>('report');
 
@@ -83,6 +85,7 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
     report.end = Date.now();
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  if (job.reports && reportWanted(job.reports.when, report.status)) await sendReports(job.reports, report);
   // Failed in Temporal when any VM failed (or the selection did), the report in the details.
   if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, runFailureMessage(report), report);
   return report;
@@ -139,6 +142,35 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
   } finally {
     showProgress(report);
   }
+}
+
+/**
+ * Email and webhook, at once, each retried by Temporal for a few minutes; their outcome goes into
+ * the report (`reports`), and whatever happens the run's outcome stays what its VMs made it.
+ */
+async function sendReports(reports: ReportsConfig, report: RunReport): Promise<void> {
+  const sent = { ...report, vms: report.vms };
+  report.reports = [];
+  const steps = new StepRecorder(report.reports);
+  const send = reportActivities(`report of ${report.jobId} (${report.status})`);
+  const attempts: Promise<unknown>[] = [];
+  if (reports.email.length > 0)
+    attempts.push(
+      steps.run('email', () => send.sendReportEmail({ report: sent, to: reports.email }), {
+        target: reports.email.join(', '),
+        done: (r) => ({ detail: `accepted by the mail server for ${r.accepted.join(', ')}` }),
+      }),
+    );
+  if (reports.webhook) {
+    const url = reports.webhook;
+    attempts.push(
+      steps.run('webhook', () => send.postReportWebhook({ report: sent, url }), {
+        target: new URL(url).host,
+        done: (r) => ({ detail: `HTTP ${r.status}` }),
+      }),
+    );
+  }
+  await Promise.allSettled(attempts); // failures are recorded as failed steps
 }
 
 /** The run's current details in the Web UI: VMs done / failed / running, bytes exported. */

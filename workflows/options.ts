@@ -55,3 +55,16 @@ export function poolActivities(poolId: string, kind: PoolQueueKind, summary?: st
     ...poolTimeouts[kind],
   });
 }
+
+/**
+ * Sending the run's report: retried for about five minutes, then given up (the run does not fail
+ * for it). Not cancellable once started: a report goes out whole or not at all.
+ */
+export function reportActivities(summary: string) {
+  return proxyActivities<BackupActivities>({
+    summary,
+    taskQueue: MAIN_QUEUE,
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+  });
+}
