@@ -146,7 +146,9 @@ export function formatProgress(report: RunReport, style: Style = plainStyle, now
     const doing =
       vm.status === 'running' ? (step ? stepLabel(step) : 'starting') : paintStatus(vm.status, style);
     const time = now === undefined ? '' : `  ${style.dim(elapsed(vm, now))}`;
-    return `${vm.vmName.padEnd(width)}  ${doing}${bytes ? `  ${formatBytes(bytes)}` : ''}${time}`;
+    const retry =
+      vm.status === 'running' && vm.detail?.startsWith('retrying') ? `  ${style.orange(vm.detail)}` : '';
+    return `${vm.vmName.padEnd(width)}  ${doing}${bytes ? `  ${formatBytes(bytes)}` : ''}${time}${retry}`;
   });
 }
 

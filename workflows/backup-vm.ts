@@ -310,7 +310,14 @@ class VmBackup {
             baseDatetime: plan.baseDatetime,
             remoteIds,
           }),
-        { target: plan.liveVdiUuid, done: (r: TransferResult) => ({ bytes: r.bytes, detail: plan.reason }) },
+        {
+          // People know their disks by name; the uuid stays in the detail for scripts.
+          target: this.diskNames[plan.liveVdiUuid] ?? plan.liveVdiUuid,
+          done: (r: TransferResult) => ({
+            bytes: r.bytes,
+            detail: `${plan.reason} (VDI ${plan.liveVdiUuid})`,
+          }),
+        },
       );
     const exports = plans.map(async (p): Promise<[string, TransferResult]> => {
       const snapshotVdiUuid = snapshot.vdis[p.liveVdiUuid];

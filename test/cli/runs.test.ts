@@ -152,7 +152,7 @@ describe('xcpb run', () => {
     expect(r.stdout).toMatch(/job nightly \(delta, schedule daily\)\s+success/);
     for (const vm of ['web', 'db']) expect(r.stdout).toMatch(new RegExp(`✓ ${vm} `));
     expect(r.stdout).not.toMatch(/idle|private|dev /);
-    expect(r.stdout).toMatch(/export \S+\s+success .* MiB\/s\s+full: /);
+    expect(r.stdout).toMatch(/export (web|db) root\s+success .* MiB\/s\s+full: /);
     expect(r.stdout).toMatch(/2 VMs: 2 success/);
   });
 
@@ -225,7 +225,7 @@ describe('runs in flight', () => {
       expect(second.stderr).toContain(`already has a run in flight: ${first}`);
 
       const live = await xcpb('runs', 'show', first);
-      expect(live.stdout).toMatch(/export \S+\s+running/);
+      expect(live.stdout).toMatch(/export (web|db) root\s+running/);
 
       const cancelled = await xcpb('cancel', first);
       expect(cancelled.code, cancelled.stderr).toBe(0);
