@@ -241,8 +241,9 @@ async function fillLiveBytes(client: Client, childId: string, vm: VmReport): Pro
   pending.forEach((activity, i) => {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload || !running[i]) return;
-    const details = converter.fromPayload<{ bytes?: number }>(payload);
+    const details = converter.fromPayload<{ bytes?: number; total?: number }>(payload);
     if (typeof details?.bytes === 'number') running[i].bytes = details.bytes;
+    if (typeof details?.total === 'number') running[i].total = details.total;
   });
 }
 

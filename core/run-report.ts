@@ -22,6 +22,8 @@ export const StepReportSchema = z.object({
   start: epochMs,
   end: epochMs.optional(),
   bytes: z.number().optional(),
+  /** bytes a running transfer will move in all, when known (a VHD export: from its header) */
+  total: z.number().optional(),
   detail: z.string().optional(),
   error: ErrorInfoSchema.optional(),
 });

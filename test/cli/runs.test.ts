@@ -226,6 +226,15 @@ describe('runs in flight', () => {
 
       const live = await xcpb('runs', 'show', first);
       expect(live.stdout).toMatch(/export (web|db) root\s+running/);
+      // The running export heartbeats its bytes and, from the VHD's header, its total (for ETAs).
+      await eventually(async () => {
+        const json = JSON.parse((await xcpb('runs', 'show', first, '--json')).stdout) as RunReport;
+        const step = json.vms
+          .flatMap((vm) => vm.steps)
+          .find((s) => s.name === 'export' && s.status === 'running');
+        expect(step?.total).toBeGreaterThan(0);
+        expect(step!.bytes ?? 0).toBeLessThanOrEqual(step!.total!);
+      }, 20_000);
 
       const cancelled = await xcpb('cancel', first);
       expect(cancelled.code, cancelled.stderr).toBe(0);
