@@ -189,7 +189,17 @@ class VmBackup {
       .filter((ts): ts is string => ts !== undefined)
       .sort()
       .at(-1);
-    for (const t of outcomes.filter((o) => !o.ok)) {
+    const refused = outcomes.filter((o) => !o.ok);
+    if (refused.length > 0) {
+      // A remote that fails its probe fails the step (the others may still take the backup).
+      const step = [...this.report.steps].reverse().find((st) => st.name === 'remotes')!;
+      step.status = 'failure';
+      step.error = {
+        code: 'REMOTE_UNAVAILABLE',
+        message: refused.map((t) => `${t.remoteId}: ${t.error ?? 'unavailable'}`).join('; '),
+      };
+    }
+    for (const t of refused) {
       this.steps.record({
         name: 'transfer',
         target: t.remoteId,
