@@ -5,6 +5,7 @@ import type { DiskPlan, JobSnapshot } from '../core/delta-base';
 import type { SnapshotMode } from '../core/snapshot-mode';
 import type { SnapshotVerdict } from '../core/snapshot-retention';
 import type { SelectionResult } from '../core/vm-selection';
+import type { ReportActivities } from './report-activities';
 
 export interface VmRef {
   poolId: string;
@@ -115,7 +116,7 @@ export interface RetentionResult {
   explanation: string[];
 }
 
-export interface BackupActivities {
+export interface BackupActivities extends ReportActivities {
   // main queue
   selectVms(job: Pick<JobConfig, 'vms'>): Promise<SelectionResult & { missing: string[] }>;
   prepareRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<TargetOutcome[]>;
@@ -171,4 +172,4 @@ export interface BackupActivities {
   exportVm(req: ExportVmRequest): Promise<TransferResult>;
 }
 
-export type { DiskPlan };
+export type { DiskPlan, ReportActivities };

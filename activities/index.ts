@@ -1,4 +1,6 @@
 // Every activity of a backup run, built from the worker's dependencies.
+
+import type { SmtpConfig } from '../core/config/schema';
 import { DEFAULT_VM_LOCK_STALE_MS } from '../remotes/vm-lock';
 import type { BackupActivities } from './contract';
 import { createFileRestoreActivities } from './file-restore-activities';
@@ -7,6 +9,7 @@ import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
 import { createRemoteActivities } from './remote-activities';
+import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
@@ -17,12 +20,15 @@ export interface ActivityDeps {
   remotes: RemoteRegistry;
   /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
   vmLockStaleMs?: number;
+  /** the mail server reports go through (config `smtp`) */
+  smtp?: SmtpConfig;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
+  smtp,
 }: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
@@ -32,6 +38,7 @@ export function createBackupActivities({
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),
+    ...createReportActivities(smtp),
   };
 }
 

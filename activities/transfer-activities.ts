@@ -18,16 +18,22 @@ export type RemoteRegistry = (remoteId: string) => Remote;
  * through the heartbeat's answer.
  */
 async function heartbeating<T>(
-  fn: (progress: (bytes: number) => void) => Promise<T>,
+  fn: (progress: (bytes: number) => void, expect: (total: number) => void) => Promise<T>,
   everyMs = 2_000,
 ): Promise<T> {
   const ctx = Context.current();
   let bytes = 0;
-  const timer = setInterval(() => ctx.heartbeat({ bytes }), everyMs);
+  let total: number | undefined; // known for a VHD once its header is read: for ETAs
+  const timer = setInterval(() => ctx.heartbeat({ bytes, total }), everyMs);
   try {
-    return await fn((b) => {
-      bytes = b;
-    });
+    return await fn(
+      (b) => {
+        bytes = b;
+      },
+      (t) => {
+        total = t;
+      },
+    );
   } finally {
     clearInterval(timer);
   }
@@ -42,7 +48,7 @@ export function createTransferActivities(
   return {
     exportDisk: (req) =>
       withXapiFailures(`export of VDI ${req.snapshotVdiUuid} of VM ${req.vmUuid}`, () =>
-        heartbeating(async (progress): Promise<TransferResult> => {
+        heartbeating(async (progress, expect): Promise<TransferResult> => {
           const { cancellationSignal } = Context.current();
           const xapi = await pools.client(req.poolId);
           const vdiRef = await xapi.call<string>('VDI.get_by_uuid', req.snapshotVdiUuid);
@@ -69,6 +75,7 @@ export function createTransferActivities(
             { uuid: req.snapshotVdiUuid, parent },
             `export of VDI ${req.snapshotVdiUuid}`,
           );
+          expect(vhd.size);
           const result = await writeToRemotes(
             vhd.stream,
             req.remoteIds.map(remotes),

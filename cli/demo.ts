@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { InvalidArgumentError } from 'commander';
+import { type VmRecord, vmDisks } from '../activities/xapi-records';
 import { startBackupJob } from '../client/backup-client';
 import { connectClient, temporalTarget } from '../client/connect';
 import { loadConfigFile } from '../config/load';
@@ -17,8 +18,9 @@ import { applyPlan, planFromConfig } from '../schedules/apply';
 import { configNameFor, describePlan } from '../schedules/plan';
 import { startDetachedDevServer, stateDir } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
-import { type SimControl, type Simulator, startSimulator } from '../simulator/index';
+import { type SimPool, type Simulator, startSimulator } from '../simulator/index';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
+import { connectXapi } from '../xapi';
 import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim } from './output';
 import { type Register, run, withExamples } from './program';
@@ -93,7 +95,7 @@ async function demo(values: ConnectionFlags & { once?: boolean; port?: number })
     );
 
     const first = await runAndShow(client, config, 1);
-    const written = await writeGuestData(pool.control, first);
+    const written = await writeGuestData(pool, first);
     say(dim(`the guests wrote ${written} blocks of new data into their disks`));
     const second = await runAndShow(client, config, 2);
 
@@ -173,13 +175,22 @@ async function runAndShow(client: Client, config: Config, nth: number): Promise<
 }
 
 /** Changes a few blocks of every disk the run exported, as running guests would. */
-async function writeGuestData(control: SimControl, report: RunReport): Promise<number> {
-  const vdis = report.vms.flatMap((vm) =>
-    vm.steps.filter((s) => s.name === 'export' && s.status === 'success' && s.target).map((s) => s.target!),
-  );
+/** The guests write new data into every disk the run backed up (found through XAPI, as a user would). */
+async function writeGuestData(pool: SimPool, report: RunReport): Promise<number> {
+  const xapi = await connectXapi({ url: pool.url, username: pool.username, password: pool.password });
+  const vdis: string[] = [];
+  try {
+    for (const vm of report.vms.filter((v) => v.status === 'success')) {
+      const ref = await xapi.call<string>('VM.get_by_uuid', vm.vmUuid);
+      const record = await xapi.getRecord<VmRecord>('VM', ref);
+      for (const d of await vmDisks(xapi, record)) vdis.push(d.vdi.uuid);
+    }
+  } finally {
+    await xapi.logout();
+  }
   let blocks = 0;
   for (const vdi of vdis) {
-    blocks += (await control.writeRandomBlocks(vdi, { count: 2, seed: `${vdi}-${Date.now()}` })).length;
+    blocks += (await pool.control.writeRandomBlocks(vdi, { count: 2, seed: `${vdi}-${Date.now()}` })).length;
   }
   return blocks;
 }

@@ -1,8 +1,20 @@
 // Pure formatting of run reports and run lists for the terminal: text in, text out. Colour comes in
 // as a Style, so callers decide (the CLI: only on a TTY without NO_COLOR).
 import type { RunSummary } from '../client/backup-client';
-import { type RunReport, type Status, type StepReport, throughput, type VmReport } from '../core/run-report';
-import { plural } from '../core/words';
+import {
+  type RunReport,
+  type Status,
+  type StepReport,
+  throughput,
+  type VmReport,
+  vmBytes,
+} from '../core/run-report';
+
+export { vmBytes };
+
+import { formatBytes, plural } from '../core/words';
+
+export { formatBytes };
 
 export interface Style {
   green(text: string): string;
@@ -14,17 +26,6 @@ export interface Style {
 
 const same = (text: string) => text;
 export const plainStyle: Style = { green: same, red: same, orange: same, dim: same, bold: same };
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
@@ -71,11 +72,6 @@ export function exportKind(report: RunReport): 'full' | 'delta' | 'full and delt
 }
 
 /** Bytes a VM's exports read from the pool (each sent once to every target remote). */
-export function vmBytes(vm: VmReport): number {
-  const sum = (steps: StepReport[]) => steps.reduce((n, s) => n + (s.bytes ?? 0), 0);
-  return sum(vm.steps.filter((s) => s.name === 'export'));
-}
-
 /** The report tree: job → VM → steps, with status, duration, bytes, throughput and errors. */
 export function formatReportTree(report: RunReport, style: Style = plainStyle, now = Date.now()): string {
   const lines: string[] = [];
@@ -150,7 +146,9 @@ export function formatProgress(report: RunReport, style: Style = plainStyle, now
     const doing =
       vm.status === 'running' ? (step ? stepLabel(step) : 'starting') : paintStatus(vm.status, style);
     const time = now === undefined ? '' : `  ${style.dim(elapsed(vm, now))}`;
-    return `${vm.vmName.padEnd(width)}  ${doing}${bytes ? `  ${formatBytes(bytes)}` : ''}${time}`;
+    const retry =
+      vm.status === 'running' && vm.detail?.startsWith('retrying') ? `  ${style.orange(vm.detail)}` : '';
+    return `${vm.vmName.padEnd(width)}  ${doing}${bytes ? `  ${formatBytes(bytes)}` : ''}${time}${retry}`;
   });
 }
 

@@ -1,18 +1,21 @@
 // `xcpb restore <backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--new-macs] [--json]`:
 // starts the `restoreVm` workflow on Temporal (TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or --address /
 // --namespace) and waits for it; a worker must serve the pool. Ids of `xcpb backups list`.
-import { WorkflowFailedError } from '@temporalio/client';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { innermostMessage } from '../client/backup-client';
+import { getRestoreState } from '../client/restore-progress';
 import { restoreOutcomeOf } from '../client/run-result';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { formatBackupId, parseBackupId } from '../core/restore-backup-id';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { restoreSummary } from '../core/ui-text';
 import { openRemote } from '../remotes/open-remote';
 import { listVmBackups } from '../remotes/repository';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim, green, printJson, red, UsageError } from './output';
 import { type Register, run, withExamples } from './program';
+import { ProgressBars } from './progress-bars';
 
 export const registerRestore: Register = (program) => {
   withExamples(
@@ -79,6 +82,7 @@ async function restore(backupId: string, values: RestoreFlags): Promise<number> 
     const handle = await client.workflow.start('restoreVm', {
       taskQueue: MAIN_QUEUE,
       workflowId,
+      staticSummary: restoreSummary(backupId, values.pool, values.sr),
       args: [
         {
           backupId: backupId,
@@ -89,7 +93,9 @@ async function restore(backupId: string, values: RestoreFlags): Promise<number> 
         },
       ],
     });
-    const outcome = await restoreOutcomeOf(handle);
+    const outcome = await withRestoreBar(client, workflowId, !values.json && process.stderr.isTTY, () =>
+      restoreOutcomeOf(handle),
+    );
     if (!outcome.ok) {
       const { message, failure } = outcome;
       if (values.json) printJson({ workflowId, error: message, failedIn: failure.failedIn });
@@ -114,5 +120,41 @@ async function restore(backupId: string, values: RestoreFlags): Promise<number> 
     return 1;
   } finally {
     await client.connection.close();
+  }
+}
+
+/** While `wait` runs, a progress bar of the restore on the terminal (percentage, rate, ETA). */
+async function withRestoreBar<T>(
+  client: Client,
+  workflowId: string,
+  show: boolean,
+  wait: () => Promise<T>,
+): Promise<T> {
+  if (!show) return wait();
+  const bars = new ProgressBars(process.stderr);
+  const start = Date.now();
+  let done = false;
+  const polling = (async () => {
+    while (!done) {
+      const state = await getRestoreState(client, workflowId).catch(() => undefined);
+      if (state)
+        bars.update([
+          {
+            name: state.vmName ?? 'restore',
+            bytes: state.bytes,
+            total: state.total,
+            start,
+            doing: state.phase,
+          },
+        ]);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  })();
+  try {
+    return await wait();
+  } finally {
+    done = true;
+    await polling;
+    bars.stop();
   }
 }

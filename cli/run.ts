@@ -8,6 +8,7 @@ import type { RunReport } from '../core/run-report';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim, green, orange, printJson, red } from './output';
 import { type Register, run, withExamples } from './program';
+import { ProgressBars, runProgressItems } from './progress-bars';
 import { formatProgress, formatReportTree, plainStyle, type Style } from './report-format';
 
 const POLL_MS = 1_000;
@@ -85,7 +86,16 @@ export async function followAndPrint(
     );
     process.exit(130);
   });
-  const { report } = await followRun(client, workflowId, progressPrinter(process.stderr));
+  let report: RunReport;
+  if (process.stderr.isTTY) {
+    // A bar per VM with percentage, rate and ETA, redrawn in place.
+    const bars = new ProgressBars(process.stderr);
+    try {
+      ({ report } = await followRun(client, workflowId, (r) => bars.update(runProgressItems(r))));
+    } finally {
+      bars.stop();
+    }
+  } else ({ report } = await followRun(client, workflowId, progressPrinter(process.stderr)));
   if (o.json) printJson(report);
   else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
   return runFailed(report) ? 1 : 0;

@@ -17,9 +17,10 @@ import {
   manualRunWorkflowId,
   scheduleWorkflowId,
 } from '../core/job-input';
-import type { RunReport, StepReport, VmReport } from '../core/run-report';
+import type { RunReport, VmReport } from '../core/run-report';
 import { SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { runDetails, runSummary } from '../core/ui-text';
 import type { backupJob } from '../workflows/backup-job';
 import { runReportOf } from './run-result';
 
@@ -65,10 +66,13 @@ export async function startBackupJob(client: Client, o: StartBackupJobOptions): 
   }
   const running = await findRunningRun(client, job);
   if (running) throw new RunInFlightError(job.id, running);
+  const input = jobInput(job, schedule);
   return client.workflow.start<typeof backupJob>(BACKUP_JOB_WORKFLOW, {
     taskQueue: MAIN_QUEUE,
     workflowId: manualRunWorkflowId(job.id, o.now ?? new Date()),
-    args: [jobInput(job, schedule)],
+    args: [input],
+    staticSummary: runSummary(job),
+    staticDetails: runDetails(input),
     typedSearchAttributes: [
       { key: SA.jobId, value: job.id },
       { key: SA.mode, value: job.mode },
@@ -205,14 +209,19 @@ async function vmWithChildReport(
   const merged: VmReport = { ...childReport, error: childReport.error ?? vm.error };
   if (runClosed && merged.status === 'running')
     merged.status = vm.status === 'running' ? 'failure' : vm.status;
-  if (o.liveBytes && merged.status === 'running') await fillLiveBytes(client, child.workflowId, merged.steps);
+  if (o.liveBytes && merged.status === 'running') await fillLiveBytes(client, child.workflowId, merged);
   return merged;
 }
 
 const EXPORT_ACTIVITIES = new Set(['exportDisk', 'exportVm']);
 
-/** Running export steps get the bytes their activity heartbeated, matched in scheduling order. */
-async function fillLiveBytes(client: Client, childId: string, steps: StepReport[]): Promise<void> {
+/**
+ * Running export steps get the bytes their activity heartbeated, matched in scheduling order; an
+ * activity being retried (an unreachable pool, a refused call) shows as the VM's detail as it
+ * happens: `retrying takeSnapshot (attempt 3): connect ECONNREFUSED …`.
+ */
+async function fillLiveBytes(client: Client, childId: string, vm: VmReport): Promise<void> {
+  const { steps } = vm;
   let description: WorkflowExecutionDescription;
   try {
     description = await client.workflow.getHandle(childId).describe();
@@ -220,6 +229,11 @@ async function fillLiveBytes(client: Client, childId: string, steps: StepReport[
     return;
   }
   const converter = client.options.loadedDataConverter.payloadConverter;
+  const retrying = (description.raw.pendingActivities ?? []).find((a) => (a.attempt ?? 1) > 1);
+  if (retrying) {
+    const why = retrying.lastFailure?.message ? `: ${retrying.lastFailure.message}` : '';
+    vm.detail = `retrying ${retrying.activityType?.name ?? 'a step'} (attempt ${retrying.attempt})${why}`;
+  }
   const pending = (description.raw.pendingActivities ?? [])
     .filter((a) => EXPORT_ACTIVITIES.has(a.activityType?.name ?? ''))
     .sort((a, b) => Number(a.activityId) - Number(b.activityId));
@@ -227,8 +241,9 @@ async function fillLiveBytes(client: Client, childId: string, steps: StepReport[
   pending.forEach((activity, i) => {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload || !running[i]) return;
-    const details = converter.fromPayload<{ bytes?: number }>(payload);
+    const details = converter.fromPayload<{ bytes?: number; total?: number }>(payload);
     if (typeof details?.bytes === 'number') running[i].bytes = details.bytes;
+    if (typeof details?.total === 'number') running[i].total = details.total;
   });
 }
 

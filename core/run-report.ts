@@ -22,6 +22,8 @@ export const StepReportSchema = z.object({
   start: epochMs,
   end: epochMs.optional(),
   bytes: z.number().optional(),
+  /** bytes a running transfer will move in all, when known (a VHD export: from its header) */
+  total: z.number().optional(),
   detail: z.string().optional(),
   error: ErrorInfoSchema.optional(),
 });
@@ -52,6 +54,10 @@ export const RunReportSchema = z
     end: epochMs.optional(),
     reason: z.string().optional(),
     vms: z.array(VmReportSchema),
+    reports: z
+      .array(StepReportSchema)
+      .optional()
+      .describe('the report sent by email and webhook after the run (name: email | webhook)'),
   })
   .describe(
     'result of a Completed backupJob, or details[0] of its XcpbRunFailed failure when it ended Failed',
@@ -78,4 +84,9 @@ export function throughput(step: StepReport): number | undefined {
   if (!step.bytes || !step.end) return undefined;
   const seconds = (step.end - step.start) / 1000;
   return seconds > 0 ? step.bytes / seconds : undefined;
+}
+
+/** Bytes a VM's exports moved so far. */
+export function vmBytes(vm: Pick<VmReport, 'steps'>): number {
+  return vm.steps.filter((s) => s.name === 'export').reduce((n, s) => n + (s.bytes ?? 0), 0);
 }

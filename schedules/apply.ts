@@ -3,6 +3,7 @@
 import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Config } from '../core/config/schema';
 import { SA } from '../core/search-attributes';
+import { runDetails, runSummary } from '../core/ui-text';
 import {
   configNameFor,
   type DesiredSchedule,
@@ -53,6 +54,8 @@ function scheduleOptions(d: DesiredSchedule) {
       taskQueue: d.taskQueue,
       workflowId: d.workflowId,
       args: [d.input],
+      staticSummary: runSummary(d.input.job, d.configScheduleId),
+      staticDetails: runDetails(d.input),
       memo: { [HASH_MEMO]: d.hash, [CONFIG_MEMO]: d.configName },
       typedSearchAttributes: [
         { key: SA.jobId, value: d.jobId },

@@ -74,6 +74,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
     pools,
     remotes: remoteRegistry(o.config),
     vmLockStaleMs: o.vmLockStaleMs,
+    smtp: o.config.smtp,
   });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());

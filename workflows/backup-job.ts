@@ -7,21 +7,25 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ReportsConfig } from '../core/config/schema';
 import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
-import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
+import { reportWanted } from '../core/report-text';
+import { type RunReport, runOutcome, type VmReport, vmBytes } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { runProgress, vmDetails, vmSummary } from '../core/ui-text';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
 import { takeJobSlot } from './job-guard';
-import { mainActivities } from './options';
-import { errorInfo } from './report';
+import { mainActivities, reportActivities } from './options';
+import { errorInfo, StepRecorder } from './report';
 
 export const runReportQuery = defineQuery<RunReport>('report');
 
@@ -86,6 +90,7 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
     await CancellationScope.nonCancellable(() => slot.release());
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  if (job.reports && reportWanted(job.reports.when, report.status)) await sendReports(job.reports, report);
   // Failed in Temporal when any VM failed (or the selection did), the report in the details.
   if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, runFailureMessage(report), report);
   return report;
@@ -126,6 +131,7 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
     steps: [],
   };
   report.vms.push(entry);
+  showProgress(report);
   try {
     Object.assign(
       entry,
@@ -136,6 +142,9 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
         // The run waits for each VM's cleanup when it is cancelled.
         cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        staticSummary: vmSummary(vm, input.job),
+        staticDetails: vmDetails(vm, input.job),
+        memo: { vmName: vm.name },
         typedSearchAttributes: [
           { key: SA.jobId, value: input.job.id },
           { key: SA.mode, value: input.job.mode },
@@ -150,7 +159,44 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
     if (vmReport) Object.assign(entry, vmReport);
     else Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
     if (isCancellation(err)) throw err;
+  } finally {
+    showProgress(report);
   }
+}
+
+/**
+ * Email and webhook, at once, each retried by Temporal for a few minutes; their outcome goes into
+ * the report (`reports`), and whatever happens the run's outcome stays what its VMs made it.
+ */
+async function sendReports(reports: ReportsConfig, report: RunReport): Promise<void> {
+  const sent = { ...report, vms: report.vms };
+  report.reports = [];
+  const steps = new StepRecorder(report.reports);
+  const send = reportActivities(`report of ${report.jobId} (${report.status})`);
+  const attempts: Promise<unknown>[] = [];
+  if (reports.email.length > 0)
+    attempts.push(
+      steps.run('email', () => send.sendReportEmail({ report: sent, to: reports.email }), {
+        target: reports.email.join(', '),
+        done: (r) => ({ detail: `accepted by the mail server for ${r.accepted.join(', ')}` }),
+      }),
+    );
+  if (reports.webhook) {
+    const url = reports.webhook;
+    attempts.push(
+      steps.run('webhook', () => send.postReportWebhook({ report: sent, url }), {
+        target: new URL(url).host,
+        done: (r) => ({ detail: `HTTP ${r.status}` }),
+      }),
+    );
+  }
+  await Promise.allSettled(attempts); // failures are recorded as failed steps
+}
+
+/** The run's current details in the Web UI: VMs done / failed / running, bytes exported. */
+function showProgress(report: RunReport): void {
+  const bytes = report.vms.reduce((n, vm) => n + vmBytes(vm), 0);
+  setCurrentDetails(runProgress(report.vms, bytes));
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight (0 = all at once), in order. */

@@ -96,6 +96,17 @@ class VmBackup {
 
   /** Set when the VM was skipped, with the reason. */
   skipped?: string;
+  /** disk names by live VDI uuid, from the preflight (the UI names disks, not uuids) */
+  private diskNames: Record<string, string> = {};
+
+  private get vmName(): string {
+    return this.report.vmName || this.input.vm.name;
+  }
+
+  /** The pool's ops activities, summarised for the Web UI. */
+  private opsAs(summary: string) {
+    return poolActivities(this.input.vm.poolId, 'ops', summary);
+  }
   /** The newest backup of this VM on the targets: the new one must be named after it. */
   private newestOnRemotes?: string;
 
@@ -134,7 +145,11 @@ class VmBackup {
   private async preflight(): Promise<Preflight> {
     const pre = await this.steps.run(
       'preflight',
-      () => this.ops.preflightVm({ ...this.ref, snapshotMode: this.input.job.snapshotMode }),
+      () =>
+        this.opsAs(`preflight of ${this.vmName}`).preflightVm({
+          ...this.ref,
+          snapshotMode: this.input.job.snapshotMode,
+        }),
       {
         done: (p) => ({
           detail: `${p.powerState}, ${plural(p.disks.filter((d) => !d.ignored).length, 'disk')}, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
@@ -142,6 +157,7 @@ class VmBackup {
       },
     );
     this.report.vmName = pre.vmName;
+    this.diskNames = Object.fromEntries(pre.disks.map((d) => [d.vdiUuid, d.name]));
     return pre;
   }
 
@@ -180,7 +196,9 @@ class VmBackup {
     const outcomes = await this.steps.run(
       'remotes',
       () =>
-        this.main.prepareRemotes({
+        mainActivities(
+          `lock and check ${this.input.job.remotes.join(', ')} for ${this.vmName}`,
+        ).prepareRemotes({
           remoteIds: this.input.job.remotes,
           vmUuid: this.input.vm.uuid,
           owner: this.input.runId,
@@ -192,7 +210,17 @@ class VmBackup {
       .filter((ts): ts is string => ts !== undefined)
       .sort()
       .at(-1);
-    for (const t of outcomes.filter((o) => !o.ok)) {
+    const refused = outcomes.filter((o) => !o.ok);
+    if (refused.length > 0) {
+      // A remote that fails its probe fails the step (the others may still take the backup).
+      const step = [...this.report.steps].reverse().find((st) => st.name === 'remotes')!;
+      step.status = 'failure';
+      step.error = {
+        code: 'REMOTE_UNAVAILABLE',
+        message: refused.map((t) => `${t.remoteId}: ${t.error ?? 'unavailable'}`).join('; '),
+      };
+    }
+    for (const t of refused) {
       this.steps.record({
         name: 'transfer',
         target: t.remoteId,
@@ -207,7 +235,7 @@ class VmBackup {
     const { job } = this.input;
     const offline = pre.snapshotMode === 'offline' && pre.powerState === 'Running';
     if (offline) {
-      await this.steps.run('shutdown', () => this.ops.shutdownVm(this.ref), {
+      await this.steps.run('shutdown', () => this.opsAs(`shut down ${this.vmName}`).shutdownVm(this.ref), {
         done: () => ({ detail: 'for an offline snapshot' }),
       });
     }
@@ -218,7 +246,7 @@ class VmBackup {
         // once in the workflow while the XAPI snapshot still lands later, after cleanup, leaked.
         // Waiting for it lets the cleanup below delete it; the export after it sees the cancel.
         CancellationScope.nonCancellable(() =>
-          poolActivities(this.input.vm.poolId, 'snapshot').takeSnapshot({
+          poolActivities(this.input.vm.poolId, 'snapshot', `snapshot of ${this.vmName}`).takeSnapshot({
             ...this.ref,
             jobId: job.id,
             scheduleId: this.input.scheduleId,
@@ -233,7 +261,7 @@ class VmBackup {
       // The VM is back up at once, whatever happens next.
       if (offline)
         await CancellationScope.nonCancellable(() =>
-          this.steps.run('start', () => this.ops.startVm(this.ref)),
+          this.steps.run('start', () => this.opsAs(`start ${this.vmName}`).startVm(this.ref)),
         );
     }
     if (!snapshot) return;
@@ -249,7 +277,11 @@ class VmBackup {
     const result = await this.steps.run(
       'export',
       () =>
-        poolActivities(this.input.vm.poolId, 'vm-export').exportVm({
+        poolActivities(
+          this.input.vm.poolId,
+          'vm-export',
+          `export ${this.vmName} as XVA → ${remoteIds.join(', ')}`,
+        ).exportVm({
           ...this.ref,
           jobId: job.id,
           datetime: snapshot.datetime,
@@ -290,12 +322,15 @@ class VmBackup {
         })
       : {};
     const plans: DiskPlan[] = planDisks(chainVdis, choice, (v) => missing[v] ?? []);
-    const disk = poolActivities(this.input.vm.poolId, 'disk-export');
     const exportOne = (plan: DiskPlan, snapshotVdiUuid: string) =>
       this.steps.run(
         'export',
         () =>
-          disk.exportDisk({
+          poolActivities(
+            this.input.vm.poolId,
+            'disk-export',
+            `export disk ${this.diskNames[plan.liveVdiUuid] ?? 'memory'} of ${this.vmName} → ${remoteIds.join(', ')}`,
+          ).exportDisk({
             ...this.ref,
             jobId: job.id,
             runId: this.input.runId,
@@ -306,7 +341,14 @@ class VmBackup {
             baseDatetime: plan.baseDatetime,
             remoteIds,
           }),
-        { target: plan.liveVdiUuid, done: (r: TransferResult) => ({ bytes: r.bytes, detail: plan.reason }) },
+        {
+          // People know their disks by name; the uuid stays in the detail for scripts.
+          target: this.diskNames[plan.liveVdiUuid] ?? plan.liveVdiUuid,
+          done: (r: TransferResult) => ({
+            bytes: r.bytes,
+            detail: `${plan.reason} (VDI ${plan.liveVdiUuid})`,
+          }),
+        },
       );
     const exports = plans.map(async (p): Promise<[string, TransferResult]> => {
       const snapshotVdiUuid = snapshot.vdis[p.liveVdiUuid];
@@ -375,7 +417,7 @@ class VmBackup {
     const { job } = this.input;
     if (this.lockLost) throw new Error(`VM lock lost, backup not completed: ${this.lockLost}`);
     const written = await this.steps.run('metadata', () =>
-      this.ops.writeMetadata({
+      this.opsAs(`write metadata of ${this.vmName} → ${remoteIds.join(', ')}`).writeMetadata({
         ...this.ref,
         jobId: job.id,
         scheduleId: this.input.scheduleId,
@@ -399,7 +441,7 @@ class VmBackup {
       await this.steps.run(
         'retention',
         () =>
-          this.main.applyRemoteRetention({
+          mainActivities(`retention of ${this.vmName} on ${t.remoteId}`).applyRemoteRetention({
             remoteId: t.remoteId,
             vmUuid: this.input.vm.uuid,
             jobId: job.id,
@@ -430,7 +472,7 @@ class VmBackup {
       await this.steps.run(
         'cleanup',
         () =>
-          cleanupActivities(this.input.vm.poolId).cleanupSnapshots({
+          cleanupActivities(this.input.vm.poolId, `delete old snapshots of ${this.vmName}`).cleanupSnapshots({
             ...this.ref,
             jobId: job.id,
             scheduleId: this.input.scheduleId,
@@ -446,7 +488,7 @@ class VmBackup {
     } finally {
       // Releasing is idempotent and only frees this run's locks, so every target is released.
       if (this.exportsToRemotes) {
-        await this.main.releaseRemotes({
+        await mainActivities(`unlock ${job.remotes.join(', ')} for ${this.vmName}`).releaseRemotes({
           remoteIds: job.remotes,
           vmUuid: this.input.vm.uuid,
           owner: this.input.runId,

@@ -13,6 +13,7 @@ import type { ScheduleConfig } from '../core/config/schema';
 import { FAILURE_TYPES } from '../core/outcome-failure';
 import { healthCheckApplies, healthCheckTimeoutMs } from '../core/restore-health-timeout';
 import { MAIN_QUEUE } from '../core/task-queues';
+import { healthCheckSummary } from '../core/ui-text';
 import type { StepRecorder } from './report';
 import {
   poolRestoreActivities,
@@ -105,6 +106,7 @@ export async function healthCheckStep(
           taskQueue: MAIN_QUEUE,
           workflowId: `${workflowInfo().workflowId}/health-check`,
           args: [input],
+          staticSummary: healthCheckSummary(backup.backupId!, check.sr),
         }),
       { target: check.sr, done: (r) => ({ status: r.status, detail: r.detail, bytes: r.restoredBytes }) },
     );

@@ -9,9 +9,12 @@ const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '
 // release a VM's lock, while an export of it is still streaming.
 const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
+// `summary`: what the Web UI shows for the activity ("export disk xvda of db-prod-01 → nas").
+
 /** Activities on the main queue: remotes and bookkeeping. */
-export function mainActivities() {
+export function mainActivities(summary?: string) {
   return proxyActivities<BackupActivities>({
+    summary,
     taskQueue: MAIN_QUEUE,
     startToCloseTimeout: '2h',
     heartbeatTimeout: '60s',
@@ -52,19 +55,34 @@ const poolTimeouts: Record<PoolQueueKind, { startToCloseTimeout: string; heartbe
  * Snapshot cleanup on the pool's ops queue, retried for minutes: it must eventually succeed, and a
  * cancelled export may still hold the snapshot's disks for a few seconds (VDI_IN_USE).
  */
-export function cleanupActivities(poolId: string) {
+export function cleanupActivities(poolId: string, summary?: string) {
   return proxyActivities<BackupActivities>({
+    summary,
     taskQueue: poolQueue(poolId, 'ops'),
     ...poolTimeouts.ops,
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 40 },
   });
 }
 
-export function poolActivities(poolId: string, kind: PoolQueueKind) {
+export function poolActivities(poolId: string, kind: PoolQueueKind, summary?: string) {
   return proxyActivities<BackupActivities>({
+    summary,
     taskQueue: poolQueue(poolId, kind),
     retry,
     cancellationType,
     ...poolTimeouts[kind],
+  });
+}
+
+/**
+ * Sending the run's report: retried for about five minutes, then given up (the run does not fail
+ * for it). Not cancellable once started: a report goes out whole or not at all.
+ */
+export function reportActivities(summary: string) {
+  return proxyActivities<BackupActivities>({
+    summary,
+    taskQueue: MAIN_QUEUE,
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
   });
 }

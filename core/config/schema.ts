@@ -96,6 +96,35 @@ export const Mode = z.enum(['snapshot', 'full', 'delta', 'replication', 'disaste
 export const SnapshotMode = z.enum(['normal', 'quiesce', 'memory', 'offline']);
 export const Compression = z.enum(['none', 'gzip', 'zstd']);
 
+export const ReportWhen = z.enum(['always', 'failure', 'never']);
+
+export const Reports = z
+  .strictObject({
+    when: ReportWhen.default('failure').describe('send after every run, only after a failed one, or never'),
+    email: z.array(z.email()).default([]).describe('recipients of the report (needs `smtp` in the config)'),
+    webhook: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'the run report is POSTed there as JSON (keep tokens out of it: it is part of the run input)',
+      ),
+  })
+  .describe("the run's report by email and webhook, as Xen Orchestra's report plugins");
+
+export const Smtp = z
+  .strictObject({
+    host: z.string().min(1),
+    port: z.number().int().positive().default(587),
+    secure: z
+      .boolean()
+      .default(false)
+      .describe('TLS from the start (port 465); otherwise STARTTLS when offered'),
+    username: z.string().optional(),
+    password: SecretRef.optional(),
+    from: z.string().min(1).describe('e.g. "xcp-backup <backups@example.org>"'),
+  })
+  .describe('the mail server the workers send reports through');
+
 export const Job = z.strictObject({
   id,
   name: z.string().optional(),
@@ -115,6 +144,7 @@ export const Job = z.strictObject({
     .strictObject({ interval: z.string().default('5m'), maximum: z.string().default('1h') })
     .default({ interval: '5m', maximum: '1h' })
     .describe('when a VDI chain is too long to snapshot: how often to look again, and for how long'),
+  reports: Reports.optional(),
   schedules: z.array(Schedule).default([]),
 });
 
@@ -124,6 +154,7 @@ export const Config = z.strictObject({
     .describe(
       'name of this config: `xcpb apply` records it on each schedule and leaves the schedules of other configs alone (default: the file name without extension)',
     ),
+  smtp: Smtp.optional(),
   pools: z.array(Pool).default([]),
   remotes: z.array(Remote).default([]),
   jobs: z.array(Job).default([]),
@@ -136,4 +167,6 @@ export type ScheduleConfig = z.infer<typeof Schedule>;
 export type JobConfig = z.infer<typeof Job>;
 export type Config = z.infer<typeof Config>;
 export type Mode = z.infer<typeof Mode>;
+export type ReportsConfig = z.infer<typeof Reports>;
+export type SmtpConfig = z.infer<typeof Smtp>;
 export type Compression = z.infer<typeof Compression>;

@@ -119,6 +119,11 @@ function crossCheck(config: Config): ConfigProblem[] {
 
   config.jobs.forEach((job, j) => {
     const at = `jobs[${j}]`;
+    if (job.reports?.email.length && !config.smtp)
+      problems.push({
+        path: `${at}.reports.email`,
+        message: 'reports by email need an smtp section in the config',
+      });
     problems.push(
       ...duplicates(
         job.schedules,

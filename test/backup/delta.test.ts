@@ -198,10 +198,10 @@ describe('delta backup', () => {
     const report = await stack.runJob('nightly');
     expect(report.status, JSON.stringify(report, null, 1)).toBe('success');
     const exports = step(report, 'web', 'export').filter((s) => s.status === 'success');
-    expect(exports.find((s) => s.target === web.disks[1].uuid)?.detail).toMatch(
+    expect(exports.find((s) => s.target === web.disks[1].name)?.detail).toMatch(
       /full: base backup of \d+T\d+Z missing or broken on nas/,
     );
-    expect(exports.find((s) => s.target === web.disks[0].uuid)?.detail).toMatch(/^delta from/);
+    expect(exports.find((s) => s.target === web.disks[0].name)?.detail).toMatch(/^delta from/);
     await expectNewestBackupMatchesSnapshot('web', 'nightly');
   });
 

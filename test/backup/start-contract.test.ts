@@ -3,6 +3,7 @@
 // run at once, naming job.mode, without a single activity.
 
 import { WorkflowFailedError } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReportOf } from '../../client/run-result';
 import { pretty } from '../durability/checks';
@@ -61,6 +62,30 @@ describe('backupJob started by the temporal CLI', () => {
       });
     }
     expect((await handle.describe()).status.name).toBe('COMPLETED');
+
+    // Legible in the Web UI: the run's current details count the VMs; each VM's child has a
+    // static summary and details, its name in the memo, and activities that say what they work on.
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toMatch(/^\*\*4\/4 VMs done\*\* · 4 succeeded · [\d.]+ MiB exported$/);
+    const db = report.vms.find((v) => v.vmName === 'db-prod-01')!;
+    const child = await stack.client.workflow.getHandle(db.workflowId).describe();
+    expect(await child.staticSummary()).toBe('db-prod-01 · delta backup · pool demo · job x');
+    expect(await child.staticDetails()).toContain(`**VM** db-prod-01 (${db.vmUuid})`);
+    expect(child.memo).toEqual({ vmName: 'db-prod-01' });
+    const summaries: string[] = [];
+    for (const e of (await stack.client.workflow.getHandle(db.workflowId).fetchHistory()).events ?? []) {
+      if (e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
+        summaries.push(defaultPayloadConverter.fromPayload(e.userMetadata.summary as Payload));
+    }
+    expect(summaries).toEqual(
+      expect.arrayContaining([
+        'preflight of db-prod-01',
+        'snapshot of db-prod-01',
+        'export disk db-prod-01 root of db-prod-01 → local',
+        'write metadata of db-prod-01 → local',
+        'delete old snapshots of db-prod-01',
+      ]),
+    );
   });
 
   it('"mode":"fulll" fails at once naming job.mode, and no activity runs', async () => {

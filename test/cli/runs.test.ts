@@ -152,7 +152,7 @@ describe('xcpb run', () => {
     expect(r.stdout).toMatch(/job nightly \(delta, schedule daily\)\s+success/);
     for (const vm of ['web', 'db']) expect(r.stdout).toMatch(new RegExp(`✓ ${vm} `));
     expect(r.stdout).not.toMatch(/idle|private|dev /);
-    expect(r.stdout).toMatch(/export \S+\s+success .* MiB\/s\s+full: /);
+    expect(r.stdout).toMatch(/export (web|db) root\s+success .* MiB\/s\s+full: /);
     expect(r.stdout).toMatch(/2 VMs: 2 success/);
   });
 
@@ -225,7 +225,16 @@ describe('runs in flight', () => {
       expect(second.stderr).toContain(`already has a run in flight: ${first}`);
 
       const live = await xcpb('runs', 'show', first);
-      expect(live.stdout).toMatch(/export \S+\s+running/);
+      expect(live.stdout).toMatch(/export (web|db) root\s+running/);
+      // The running export heartbeats its bytes and, from the VHD's header, its total (for ETAs).
+      await eventually(async () => {
+        const json = JSON.parse((await xcpb('runs', 'show', first, '--json')).stdout) as RunReport;
+        const step = json.vms
+          .flatMap((vm) => vm.steps)
+          .find((s) => s.name === 'export' && s.status === 'running');
+        expect(step?.total).toBeGreaterThan(0);
+        expect(step!.bytes ?? 0).toBeLessThanOrEqual(step!.total!);
+      }, 20_000);
 
       const cancelled = await xcpb('cancel', first);
       expect(cancelled.code, cancelled.stderr).toBe(0);

@@ -123,6 +123,10 @@ describe('a remote that becomes unwritable', () => {
     expect(vm.status).toBe('failure');
     expect(vm.error?.message).toMatch(/no target remote is writable/);
     expect(stepsOf(report, 'solo', 'remotes')[0].detail).toMatch(/^nas: .*(EPERM|not permitted)/i);
+    expect(stepsOf(report, 'solo', 'remotes')[0]).toMatchObject({
+      status: 'failure',
+      error: { code: 'REMOTE_UNAVAILABLE', message: expect.stringMatching(/^nas: /) },
+    });
     const transfer = stepsOf(report, 'solo', 'transfer');
     expect(transfer).toEqual([
       expect.objectContaining({

@@ -6,6 +6,8 @@
 
 import { type ApplicationFailure, type Client, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatProgress } from '../../cli/report-format';
+import { getRunReport, getRunState } from '../../client/backup-client';
 import { runReportOf, vmReportOf } from '../../client/run-result';
 import type { RunReport } from '../../core/run-report';
 import {
@@ -125,6 +127,23 @@ describe('injected XAPI errors', () => {
     expect(calls['VM.snapshot']).toBe(4);
     const attempts = await activityAttempts(stack.client, childId(report, 'alpha'));
     expect(attempts.takeSnapshot, 'takeSnapshot succeeded at its 3rd attempt').toEqual([3]);
+    for (const name of ['alpha', 'beta']) await expectHealthy(name);
+  });
+
+  it('while a step is retried, the run shows it as it happens (xcpb run, runs show --follow)', async () => {
+    await control().injectFault({ method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', times: 3 });
+    const handle = await stack.startJob(JOB);
+    const seen = await eventually(async () => {
+      const { report } = await getRunState(stack.client, handle.workflowId, { liveBytes: true });
+      const retrying = report.vms.find((vm) => vm.detail?.startsWith('retrying'));
+      expect(retrying?.detail).toMatch(/^retrying takeSnapshot \(attempt [2-4]\): .*SR_BACKEND_FAILURE_44/);
+      return retrying!;
+    }, 30_000);
+    expect(
+      formatProgress({ ...(await getRunReport(stack.client, handle.workflowId)), vms: [seen] })[0],
+    ).toContain('retrying takeSnapshot');
+    const report = await runReportOf(handle);
+    expect(report.status, pretty(report)).toBe('success');
     for (const name of ['alpha', 'beta']) await expectHealthy(name);
   });
 

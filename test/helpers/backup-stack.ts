@@ -31,6 +31,8 @@ export interface StackOptions {
   jobs: unknown[];
   remotes?: string[];
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
+  /** the config's smtp section (reports by email) */
+  smtp?: unknown;
   /** start the workers in this process (default true) */
   workers?: boolean;
   /** VM lock stale period of the workers (default: the product's) */
@@ -151,6 +153,7 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
     })),
     remotes: remoteIds.map((id) => ({ id, url: `file://${path.join(dir, 'remotes', id)}` })),
     jobs: o.jobs,
+    ...(o.smtp ? { smtp: o.smtp } : {}),
   });
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
   const namespace = await claimNamespace();
