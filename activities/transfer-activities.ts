@@ -7,7 +7,7 @@ import { backupPaths } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
 import type { BackupActivities, TransferResult } from './contract';
 import { withXapiFailures } from './failures';
-import { writeToRemotes } from './fan-out';
+import { DEFAULT_STALL_MS, writeToRemotes } from './fan-out';
 import type { PoolRegistry } from './pools';
 
 export type RemoteRegistry = (remoteId: string) => Remote;
@@ -38,6 +38,8 @@ const XVA_COMPRESSION: Record<string, string> = { none: 'false', gzip: 'true', z
 export function createTransferActivities(
   pools: PoolRegistry,
   remotes: RemoteRegistry,
+  /** A target taking no data for this long is dropped (activities/fan-out). */
+  stallMs = DEFAULT_STALL_MS,
 ): Pick<BackupActivities, 'exportDisk' | 'exportVm'> {
   return {
     exportDisk: (req) =>
@@ -75,6 +77,7 @@ export function createTransferActivities(
             paths.vhd(req.jobId, req.chainVdiUuid),
             progress,
             cancellationSignal,
+            stallMs,
           );
           return {
             ...result,
@@ -102,6 +105,7 @@ export function createTransferActivities(
             paths.xva,
             progress,
             cancellationSignal,
+            stallMs,
           );
           return { ...result, path: paths.metadataXvaRef, differencing: false };
         }),
