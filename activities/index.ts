@@ -22,6 +22,8 @@ export interface ActivityDeps {
   vmLockStaleMs?: number;
   /** the mail server reports go through (config `smtp`) */
   smtp?: SmtpConfig;
+  /** How long a remote may take no data before it is dropped from an export (fan-out DEFAULT_STALL_MS). */
+  transferStallMs?: number;
 }
 
 export function createBackupActivities({
@@ -29,11 +31,12 @@ export function createBackupActivities({
   remotes,
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
   smtp,
+  transferStallMs,
 }: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
-    ...createTransferActivities(pools, remotes),
+    ...createTransferActivities(pools, remotes, transferStallMs),
     ...createRemoteActivities(remotes, vmLockStaleMs),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),

@@ -78,10 +78,13 @@ async function xoLockDir(remote: Remote, vmUuid: string): Promise<string | undef
 }
 
 /** Keeps the lock folder alive (in XO's eyes: mtime within XO_LOCK_STALE_MS of now) until `until`. */
-const pushAhead = (dir: string, until: number) => {
-  const t = new Date(until - XO_LOCK_STALE_MS);
-  return utimes(dir, t, t);
-};
+/**
+ * Our lock folders carry atime 0 (proper-lockfile sets atime and mtime to now): a folder so marked
+ * whose owner record is gone is an orphan of ours (its release was cut between the two removals),
+ * not Xen Orchestra's lock, and is taken over at once.
+ */
+const OURS = new Date(0);
+const pushAhead = (dir: string, until: number) => utimes(dir, OURS, new Date(until - XO_LOCK_STALE_MS));
 
 /** Takes the lock folder as proper-lockfile does (mkdir; a stale one is removed once); its age when held by someone else. */
 async function takeXoLock(dir: string, until: number, now: number): Promise<{ ageMs: number } | undefined> {
@@ -93,12 +96,12 @@ async function takeXoLock(dir: string, until: number, now: number): Promise<{ ag
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const mtime = await stat(dir).then(
-      (s) => s.mtimeMs,
-      () => undefined,
-    );
-    if (mtime === undefined) continue; // released meanwhile
-    if (mtime >= now - XO_LOCK_STALE_MS || attempt > 0) return { ageMs: Math.max(0, now - mtime) };
+    const found = await stat(dir).catch(() => undefined);
+    if (found === undefined) continue; // released meanwhile
+    const mtime = found.mtimeMs;
+    const orphanOfOurs = found.atimeMs === 0; // see OURS: the caller holds the only owner record
+    if ((mtime >= now - XO_LOCK_STALE_MS && !orphanOfOurs) || attempt > 0)
+      return { ageMs: Math.max(0, now - mtime) };
     await rmdir(dir).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });
