@@ -5,7 +5,7 @@ import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { applyPlan, listOwnedSchedules, planFromConfig } from '../schedules/apply';
 import { describePlan, planIsEmpty } from '../schedules/plan';
-import { clientFromFlags, connectionOptions } from './connection-flags';
+import { clientFromFlags, connectionOptions, temporalSectionOf } from './connection-flags';
 import { dim, printJson, UsageError } from './output';
 
 export async function applyCommand(argv: string[]): Promise<number> {
@@ -20,7 +20,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
     process.stderr.write(`${formatProblems(loaded.problems)}\nnothing changed\n`);
     return 2;
   }
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, loaded.config.temporal);
   try {
     const plan = await planFromConfig(client, loaded.config);
     const lines = describePlan(plan);
@@ -44,8 +44,11 @@ export async function applyCommand(argv: string[]): Promise<number> {
 }
 
 export async function schedulesCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, ...connectionOptions } });
-  const client = await clientFromFlags(values);
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, config: { type: 'string' }, ...connectionOptions },
+  });
+  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
   try {
     const schedules = await listOwnedSchedules(client);
     if (values.json) {

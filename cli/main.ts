@@ -1,11 +1,12 @@
 // `xcpb <command>`: dispatch to one module per command group.
+import { CONNECTION_HELP } from './connection-flags';
 import { UsageError } from './output';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   server: {
-    summary: 'install | start | stop | status the Temporal dev server',
+    summary: 'install | start | stop | status the Temporal dev server; setup prepares any cluster',
     load: async () => (await import('./server')).serverCommand,
   },
   config: { summary: 'validate <file> | schema', load: async () => (await import('./config')).configCommand },
@@ -71,8 +72,16 @@ function usage(): string {
     '',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Temporal connection: --address / TEMPORAL_ADDRESS (localhost:7233), --namespace / TEMPORAL_NAMESPACE (default)',
+    CONNECTION_HELP,
   ].join('\n');
+}
+
+/** An unset-up namespace in one line naming `xcpb server setup`, else the error's own message. */
+async function describeFailure(err: unknown): Promise<string> {
+  const { currentTarget } = await import('./connection-flags');
+  const { explainSetupError } = await import('../client/setup-errors');
+  const target = currentTarget();
+  return (target && explainSetupError(err, target.namespace)) || (err as Error).message;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -96,7 +105,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`xcpb ${name}: ${(err as Error).message}\n`);
       return 2;
     }
-    process.stderr.write(`xcpb ${name}: ${(err as Error).message}\n`);
+    // `server setup` is the fix itself: its errors are shown as they are.
+    const message = name === 'server' ? (err as Error).message : await describeFailure(err);
+    process.stderr.write(`xcpb ${name}: ${message}\n`);
     return 1;
   }
 }

@@ -69,7 +69,7 @@ export async function restoreCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       `no remote "${backup.remoteId}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ')})`,
     );
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, config.temporal);
   const workflowId = `xcpb:restore:${backup.vmUuid}:${backup.basename}:${new Date().toISOString()}`;
   try {
     if (!values.json) process.stderr.write(dim(`restoring ${positionals[0]} (workflow ${workflowId})…\n`));

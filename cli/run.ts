@@ -33,7 +33,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
     return 2;
   }
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, loaded.config.temporal);
   try {
     let workflowId: string;
     try {

@@ -3,7 +3,8 @@
 // `xcpb cancel <workflowId> [--wait]`: stop a run; its VMs still clean up their snapshots.
 import { parseArgs } from 'node:util';
 import { cancelRun, getRunReport, getRunState, listRuns } from '../client/backup-client';
-import { clientFromFlags, connectionOptions } from './connection-flags';
+import type { ConnectionFlags } from '../client/connect';
+import { clientFromFlags, connectionOptions, temporalSectionOf } from './connection-flags';
 import { printJson, UsageError } from './output';
 import { formatReportTree, formatRunsTable } from './report-format';
 import { terminalStyle } from './run';
@@ -17,6 +18,7 @@ export async function runsCommand(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       ...connectionOptions,
+      config: { type: 'string' },
     },
   });
   if (positionals[0] === 'show') return showRun(positionals.slice(1), values);
@@ -27,7 +29,7 @@ export async function runsCommand(argv: string[]): Promise<number> {
   const limit = values.limit === undefined ? 20 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1)
     throw new UsageError(`--limit must be a positive integer, got ${values.limit}`);
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
   try {
     const runs = await listRuns(client, { jobId: values.job, limit });
     if (values.json) printJson(runs);
@@ -40,10 +42,10 @@ export async function runsCommand(argv: string[]): Promise<number> {
 
 async function showRun(
   positionals: string[],
-  values: { json?: boolean; address?: string; namespace?: string },
+  values: { json?: boolean; config?: string } & ConnectionFlags,
 ): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('usage: xcpb runs show <workflowId> [--json]');
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
   try {
     const report = await getRunReport(client, positionals[0], { liveBytes: true });
     if (values.json) printJson(report);
@@ -58,11 +60,11 @@ export async function cancelCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { wait: { type: 'boolean' }, ...connectionOptions },
+    options: { wait: { type: 'boolean' }, config: { type: 'string' }, ...connectionOptions },
   });
   if (positionals.length !== 1) throw new UsageError('usage: xcpb cancel <workflowId> [--wait]');
   const [workflowId] = positionals;
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
   try {
     await cancelRun(client, workflowId);
     if (!values.wait) {

@@ -1,5 +1,9 @@
 // `xcpb server install | start | stop | status`: the Temporal dev server for local use.
+// `xcpb server setup`: prepares any Temporal cluster or namespace (server/cluster-setup.ts).
 import { parseArgs } from 'node:util';
+import type { Connection } from '@temporalio/client';
+import { connectClient } from '../client/connect';
+import { setupCluster } from '../server/cluster-setup';
 import {
   findRunningDevServer,
   startDetachedDevServer,
@@ -7,13 +11,17 @@ import {
   stopDetachedDevServer,
 } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
+import { connectionOptions, targetFromFlags, temporalSectionOf } from './connection-flags';
 import { UsageError } from './output';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 export async function serverCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values } = parseArgs({ args: rest, options: { port: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: { port: { type: 'string' }, config: { type: 'string' }, ...connectionOptions },
+  });
   const dir = stateDir();
   switch (sub) {
     case 'install': {
@@ -31,6 +39,23 @@ export async function serverCommand(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case 'setup': {
+      const target = await targetFromFlags(values, await temporalSectionOf(values.config));
+      const client = await connectClient(target);
+      const connection = client.connection as Connection;
+      try {
+        process.stdout.write(`setting up ${target.namespace} on ${target.address}\n`);
+        await setupCluster({
+          connection,
+          namespace: target.namespace,
+          log: (line) => process.stdout.write(`  ${line}\n`),
+        });
+        process.stdout.write('ready for xcp-backup\n');
+        return 0;
+      } finally {
+        await client.connection.close();
+      }
+    }
     case 'stop': {
       const stopped = await stopDetachedDevServer(dir);
       process.stdout.write(stopped ? `stopped (pid ${stopped.pid})\n` : 'not running\n');
@@ -44,6 +69,8 @@ export async function serverCommand(argv: string[]): Promise<number> {
       return running ? 0 : 1;
     }
     default:
-      throw new UsageError('usage: xcpb server install | start [--port N] | stop | status');
+      throw new UsageError(
+        'usage: xcpb server install | start [--port N] | stop | status | setup [--namespace X] [--config <file>] [connection flags]',
+      );
   }
 }

@@ -1,12 +1,11 @@
 // `xcpb worker --config <file>`: the main worker and the per-pool workers in one process, until
 // SIGTERM / SIGINT (graceful: running activities finish or are handed back).
 import { parseArgs } from 'node:util';
-import { temporalTarget } from '../client/connect';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { installRuntime } from '../workers/runtime';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
-import { connectionOptions } from './connection-flags';
+import { connectionOptions, targetFromFlags } from './connection-flags';
 import { UsageError } from './output';
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -21,8 +20,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
     return 2;
   }
   installRuntime({ handleSignals: false });
-  const target = temporalTarget(values);
-  const connection = await connectWorkers(target.address);
+  const target = await targetFromFlags(values, loaded.config.temporal);
+  const connection = await connectWorkers(target);
   const set = await createWorkerSet({
     config: loaded.config,
     connection,

@@ -10,6 +10,7 @@ import {
 } from '@temporalio/worker';
 import { createBackupActivities } from '../activities';
 import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
+import { connectionFailure, sdkConnectionOptions, type TemporalTarget } from '../client/connect';
 import type { Config } from '../core/config/schema';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 import { openRemote } from '../remotes/open-remote';
@@ -116,6 +117,13 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   };
 }
 
-export async function connectWorkers(address: string): Promise<NativeConnection> {
-  return NativeConnection.connect({ address });
+/** The native connection the workers poll through (an address alone: plain gRPC). */
+export async function connectWorkers(target: string | TemporalTarget): Promise<NativeConnection> {
+  const t: TemporalTarget = typeof target === 'string' ? { address: target, namespace: 'default' } : target;
+  const options = await sdkConnectionOptions(t);
+  try {
+    return await NativeConnection.connect(options);
+  } catch (err) {
+    throw connectionFailure(t, err);
+  }
 }
