@@ -11,6 +11,7 @@ import {
   stopDetachedDevServer,
 } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
+import { ensureTemporalServer } from '../server/temporal-server';
 import { connectionOptions, targetFromFlags, temporalSectionOf } from './connection-flags';
 import { UsageError } from './output';
 
@@ -20,13 +21,22 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { port: { type: 'string' }, config: { type: 'string' }, ...connectionOptions },
+    options: {
+      port: { type: 'string' },
+      config: { type: 'string' },
+      cluster: { type: 'boolean' },
+      ...connectionOptions,
+    },
   });
   const dir = stateDir();
   switch (sub) {
     case 'install': {
       const cli = await ensureTemporalCli(log);
       process.stdout.write(`${cli}\n`);
+      if (values.cluster) {
+        const bins = await ensureTemporalServer(log);
+        process.stdout.write(`${bins.server}\n${bins.sql}\n${bins.postgresSchema}\n`);
+      }
       return 0;
     }
     case 'start': {
@@ -70,7 +80,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     }
     default:
       throw new UsageError(
-        'usage: xcpb server install | start [--port N] | stop | status | setup [--namespace X] [--config <file>] [connection flags]',
+        'usage: xcpb server install [--cluster] | start [--port N] | stop | status | setup [--namespace X] [--config <file>] [connection flags]',
       );
   }
 }

@@ -3,6 +3,8 @@
 // then from Temporal's own environment variables (the names the `temporal` CLI reads), then from the
 // config file's `temporal:` section, then from defaults. Secrets stay references until connect time.
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import tls from 'node:tls';
 import type { TLSConfig } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
 import { resolveSecret } from '../config/secrets';
@@ -156,23 +158,85 @@ const fail = (target: TemporalTarget) => (err: Error) => {
 };
 
 /** One line saying what failed and what to check, naming the address. */
-export function connectionFailure(target: TemporalTarget, err: unknown): TemporalConnectionError {
+export async function connectionFailure(
+  target: TemporalTarget,
+  err: unknown,
+  options?: SdkConnectionOptions,
+): Promise<TemporalConnectionError> {
   if (err instanceof TemporalConnectionError) return err;
-  const reason = ((err as Error)?.message ?? String(err)).replace(/\s+/g, ' ').trim();
+  const sdkReason = ((err as Error)?.message ?? String(err)).replace(/\s+/g, ' ').trim();
+  // The SDK says only "Failed to connect before the deadline" for every TLS problem: a handshake of
+  // our own with the same settings tells which one it is.
+  const found = options ? await diagnose(target, options) : undefined;
   const where = `Temporal at ${target.address}${target.tls ? ' (TLS)' : ''}`;
-  let hint: string;
-  if (/certificate|handshake|tls|ssl|x509|alert|InvalidCertificate|UnknownIssuer|BadEncoding/i.test(reason)) {
-    hint = target.tls
-      ? 'check the server CA (--tls-ca / TEMPORAL_TLS_CA), the client certificate and key (--tls-cert, --tls-key) and the server name (--tls-server-name)'
-      : 'the server may require TLS: give its CA with --tls-ca / TEMPORAL_TLS_CA (or --tls)';
-  } else if (target.tls && /connection reset|closed|broken pipe|h2 protocol|frame/i.test(reason)) {
-    hint =
-      'the server may not speak TLS on this port (try without --tls), or rejected the client certificate';
-  } else {
-    hint =
-      'is it running? start a local one with `xcpb server start`, or name yours with --address / TEMPORAL_ADDRESS';
+  return new TemporalConnectionError(target, `cannot connect to ${where}: ${found ?? sdkReason}`);
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+async function diagnose(target: TemporalTarget, o: SdkConnectionOptions): Promise<string | undefined> {
+  const { host, port } = hostPort(target.address);
+  const tcp = await new Promise<string | undefined>((resolve) => {
+    const socket = net.connect({ host, port, timeout: 3_000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('no answer within 3 s');
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+  if (tcp)
+    return `nothing answers there (${tcp}); is the server running? start a local one with \`xcpb server start\`, or name yours with --address / TEMPORAL_ADDRESS`;
+  const t = o.tls;
+  const outcome = await new Promise<{ ok: boolean; code?: string; message?: string }>((resolve) => {
+    const socket = tls.connect({
+      host,
+      port,
+      servername: t?.serverNameOverride ?? (net.isIP(host) ? undefined : host),
+      ca: t?.serverRootCACertificate ? Buffer.from(t.serverRootCACertificate) : undefined,
+      cert: t?.clientCertPair ? Buffer.from(t.clientCertPair.crt) : undefined,
+      key: t?.clientCertPair ? Buffer.from(t.clientCertPair.key) : undefined,
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: Boolean(t),
+      checkServerIdentity: (name, cert) => tls.checkServerIdentity(t?.serverNameOverride ?? name, cert),
+    });
+    const done = (r: { ok: boolean; code?: string; message?: string }) => {
+      socket.destroy();
+      resolve(r);
+    };
+    // With TLS 1.3 a refused client certificate arrives as an alert just after the handshake.
+    socket.once('secureConnect', () => setTimeout(() => done({ ok: true }), 500));
+    socket.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code, message: e.message }));
+    socket.setTimeout(5_000, () =>
+      done({ ok: false, code: 'TIMEOUT', message: 'no TLS handshake within 5 s' }),
+    );
+  });
+  const code = outcome.code ?? '';
+  if (!t) {
+    return outcome.ok || /ALERT/i.test(code)
+      ? 'the server speaks TLS: give its CA with --tls-ca / TEMPORAL_TLS_CA (and a client certificate if it asks for one)'
+      : undefined;
   }
-  return new TemporalConnectionError(target, `cannot connect to ${where}: ${reason}; ${hint}`);
+  if (outcome.ok) return undefined;
+  // OpenSSL's own text is a file-and-line dump: its code says the same in one word.
+  const what = !outcome.message || /routines/.test(outcome.message) ? code : outcome.message;
+  if (/ALTNAME|HOSTNAME|IP_ADDRESS/i.test(code + what))
+    return `the server's certificate does not carry the name checked (${what}); name the one it carries with --tls-server-name / TEMPORAL_TLS_SERVER_NAME`;
+  if (/CERT|SIGNATURE|ISSUER|SELF_SIGNED|VERIFY/i.test(code) && !/ALERT/i.test(code))
+    return `the server's certificate is not signed by the CA given (${what}); check --tls-ca / TEMPORAL_TLS_CA`;
+  if (/CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE/i.test(code) && !t.clientCertPair)
+    return `the server requires a client certificate (${what}); give one with --tls-cert and --tls-key / TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`;
+  if (/ALERT/i.test(code))
+    return `the server refused the client certificate (${what}); check --tls-cert and --tls-key / TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`;
+  if (/WRONG_VERSION|PACKET_LENGTH|UNEXPECTED|ECONNRESET/i.test(code + what))
+    return `the server does not speak TLS on this port (${what}); connect without --tls`;
+  return `TLS failed: ${what}`;
 }
 
 /** A client for commands and programs. */
@@ -183,7 +247,7 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
     // connect() calls getSystemInfo: a bad certificate or an unreachable server fails here.
     connection = await Connection.connect({ ...options, connectTimeout: '5s' });
   } catch (err) {
-    throw connectionFailure(target, err);
+    throw await connectionFailure(target, err, options);
   }
   return new Client({ connection, namespace: target.namespace });
 }

@@ -124,6 +124,6 @@ export async function connectWorkers(target: string | TemporalTarget): Promise<N
   try {
     return await NativeConnection.connect(options);
   } catch (err) {
-    throw connectionFailure(t, err);
+    throw await connectionFailure(t, err, options);
   }
 }
