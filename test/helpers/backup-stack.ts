@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { connectClient, type TemporalTarget } from '../../client/connect';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
 import { jobInput } from '../../core/job-input';
@@ -34,6 +35,8 @@ export interface StackOptions {
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
   /** start the workers in this process (default true) */
   workers?: boolean;
+  /** another Temporal than the shared dev server (test/cluster): its client connects there */
+  temporal?: TemporalTarget;
 }
 
 export class BackupStack {
@@ -150,8 +153,9 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
     jobs: o.jobs,
   });
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
-  const namespace = await claimNamespace();
-  const stack = new BackupStack(sim, result.config, await testClient(namespace), namespace, dir);
+  const namespace = o.temporal?.namespace ?? (await claimNamespace());
+  const client = o.temporal ? await connectClient(o.temporal) : await testClient(namespace);
+  const stack = new BackupStack(sim, result.config, client, namespace, dir);
   if (o.workers !== false) await stack.startWorkers();
   return stack;
 }

@@ -11,6 +11,8 @@ export interface WorkerProcessOptions {
   address?: string;
   /** namespace (default: the stack's) */
   namespace?: string;
+  /** more environment (TEMPORAL_TLS_* of a cluster) */
+  env?: Record<string, string>;
 }
 
 export class WorkerProcess {
@@ -49,6 +51,7 @@ export class WorkerProcess {
           TEMPORAL_ADDRESS: o.address ?? temporalAddress(),
           TEMPORAL_NAMESPACE: o.namespace ?? stack.namespace,
           [PASSWORD_ENV]: stack.pool().password,
+          ...o.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
