@@ -12,17 +12,20 @@ import { createVmActivities } from './vm-activities';
 export interface ActivityDeps {
   pools: PoolRegistry;
   remotes: RemoteRegistry;
+  /** told of each merge done by retention (the worker's metrics) */
+  onMerge?: (remoteId: string, seconds: number) => void;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
+  onMerge,
 }: ActivityDeps): BackupActivities & RestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
-    ...createRemoteActivities(remotes),
+    ...createRemoteActivities(remotes, onMerge),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
   };

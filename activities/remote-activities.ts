@@ -40,6 +40,8 @@ async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefi
 
 export function createRemoteActivities(
   remotes: RemoteRegistry,
+  /** told of each merge done (the worker's metrics) */
+  onMerge: (remoteId: string, seconds: number) => void = () => {},
 ): Pick<
   BackupActivities,
   'prepareRemotes' | 'releaseRemotes' | 'remotesMissingBase' | 'applyRemoteRetention'
@@ -115,11 +117,15 @@ export function createRemoteActivities(
         },
         {
           readVhdParent: readVhdParentFromHeader,
-          mergeVhdIntoParent: (child) =>
-            mergeVhdIntoParent(child, {
+          mergeVhdIntoParent: async (child) => {
+            const started = performance.now();
+            const merged = await mergeVhdIntoParent(child, {
               onProgress: (done: number, total: number) =>
                 Context.current().heartbeat({ merge: child, done, total }),
-            }),
+            });
+            onMerge(req.remoteId, (performance.now() - started) / 1000);
+            return merged;
+          },
         },
       );
       return {

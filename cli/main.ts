@@ -19,7 +19,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./apply')).schedulesCommand,
   },
   worker: {
-    summary: '--config <file> [--pool <id>...]  run the workers until Ctrl-C',
+    summary: '--config <file> [--pool <id>...] [--metrics host:port]  run the workers until Ctrl-C',
     load: async () => (await import('./worker')).workerCommand,
   },
   run: {

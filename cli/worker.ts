@@ -9,6 +9,8 @@ import { loadConfigFile } from '../config/load';
 import { resolveSecret } from '../config/secrets';
 import type { PoolConfig } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
+import { freePort } from '../server/dev-server';
+import { ProductMetrics, serveMetrics } from '../workers/metrics';
 import { currentOwner, describeOwner } from '../workers/pool-ownership';
 import { installRuntime } from '../workers/runtime';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
@@ -21,9 +23,15 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string' }, pool: { type: 'string', multiple: true }, ...connectionOptions },
+    options: {
+      config: { type: 'string' },
+      pool: { type: 'string', multiple: true },
+      metrics: { type: 'string' },
+      ...connectionOptions,
+    },
   });
-  if (!values.config) throw new UsageError('usage: xcpb worker --config <file> [--pool <id> ...]');
+  if (!values.config)
+    throw new UsageError('usage: xcpb worker --config <file> [--pool <id> ...] [--metrics host:port]');
   const loaded = await loadConfigFile(values.config);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
@@ -43,7 +51,14 @@ export async function workerCommand(argv: string[]): Promise<number> {
     return 2;
   }
 
-  installRuntime({ handleSignals: false });
+  // With --metrics, the SDK's own metrics go to a private local port that our endpoint serves too.
+  const sdkMetricsPort = values.metrics ? await freePort() : undefined;
+  installRuntime({
+    handleSignals: false,
+    telemetryOptions: sdkMetricsPort
+      ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } }
+      : undefined,
+  });
   const target = await targetFromFlags(values, config.temporal);
   const connection = await connectWorkers(target);
   let refused = false;
@@ -63,13 +78,20 @@ export async function workerCommand(argv: string[]): Promise<number> {
   // this process logs in to, and polls the queues of, the pools it serves.
   const pools = createPoolRegistry(config.pools);
   await Promise.all(served.map((pool) => logIn(pools, pool)));
+  const metrics = values.metrics ? new ProductMetrics() : undefined;
   const set = await createWorkerSet({
     config,
     connection,
     namespace: target.namespace,
     poolIds: served.map((p) => p.id),
     pools,
+    metrics,
   });
+  const metricsServer =
+    metrics && values.metrics
+      ? await serveMetrics(values.metrics, metrics, `http://127.0.0.1:${sdkMetricsPort}/metrics`)
+      : undefined;
+  if (metricsServer) say(`metrics: ${metricsServer.url}`);
   const stop = () => set.shutdown();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
@@ -78,6 +100,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
       `pools: ${served.map((p) => p.id).join(', ') || 'none'}\n`,
   );
   await set.run();
+  await metricsServer?.close();
   await connection.close();
   process.stdout.write('worker stopped\n');
   return 0;

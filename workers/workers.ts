@@ -15,13 +15,16 @@ import type { Config } from '../core/config/schema';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 import { openRemote } from '../remotes/open-remote';
 import type { Remote } from '../remotes/remote';
+import { metricsSinks, type ProductMetrics } from './metrics';
 
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
+const metricsInterceptorPath = path.resolve(import.meta.dirname, '../workflows/metrics-interceptor.ts');
 
 /** Bundles the workflow code once (webpack, ~2 s); share it between workers of one process. */
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath,
+    workflowInterceptorModules: [metricsInterceptorPath],
     logger: { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} } as never,
   });
 }
@@ -48,6 +51,8 @@ export interface WorkerSetOptions {
   poolIds?: string[];
   /** injected for tests */
   pools?: PoolRegistry;
+  /** where finished runs and merges are counted (`xcpb worker --metrics`) */
+  metrics?: ProductMetrics;
 }
 
 export interface WorkerSet {
@@ -69,7 +74,11 @@ const heartbeats = {
 
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
-  const activities = createBackupActivities({ pools, remotes: remoteRegistry(o.config) });
+  const activities = createBackupActivities({
+    pools,
+    remotes: remoteRegistry(o.config),
+    onMerge: o.metrics && ((remoteId, seconds) => o.metrics?.mergeDone(remoteId, seconds)),
+  });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());
   const workers: Worker[] = [
@@ -80,6 +89,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
       ...heartbeats,
       workflowBundle,
       activities,
+      sinks: metricsSinks(o.metrics),
     }),
   ];
   for (const pool of o.config.pools.filter((p) => !o.poolIds || o.poolIds.includes(p.id))) {

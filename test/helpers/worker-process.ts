@@ -13,6 +13,8 @@ export interface WorkerProcessOptions {
   namespace?: string;
   /** more environment (TEMPORAL_TLS_* of a cluster) */
   env?: Record<string, string>;
+  /** more arguments of `xcpb worker` */
+  args?: string[];
 }
 
 export class WorkerProcess {
@@ -42,7 +44,7 @@ export class WorkerProcess {
     const configFile = await stack.writeConfigFile();
     const child = spawn(
       process.execPath,
-      [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', configFile],
+      [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', configFile, ...(o.args ?? [])],
       {
         cwd: repoRoot,
         env: {
