@@ -9,6 +9,7 @@ import { loadConfigFile } from '../config/load';
 import { resolveSecret } from '../config/secrets';
 import type { PoolConfig } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
+import { missingSearchAttributes } from '../server/cluster-setup';
 import { freePort } from '../server/dev-server';
 import { ProductMetrics, serveMetrics } from '../workers/metrics';
 import { currentOwner, describeOwner } from '../workers/pool-ownership';
@@ -61,6 +62,18 @@ export async function workerCommand(argv: string[]): Promise<number> {
   });
   const target = await targetFromFlags(values, config.temporal);
   const connection = await connectWorkers(target);
+  // Workflows set these on every run: without them each run would fail at its first step.
+  const missing = await missingSearchAttributes(
+    (req) => connection.operatorService.listSearchAttributes(req),
+    target.namespace,
+  );
+  if (missing.length > 0) {
+    say(
+      `xcpb worker: namespace "${target.namespace}" has no search attribute ${missing[0]}: run \`xcpb server setup --namespace ${target.namespace}\``,
+    );
+    await connection.close();
+    return 1;
+  }
   let refused = false;
   for (const pool of served) {
     const owner = await currentOwner(connection, target.namespace, pool.id);

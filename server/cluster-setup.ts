@@ -11,6 +11,7 @@ import { SA } from '../core/search-attributes';
 const { IndexedValueType } = proto.temporal.api.enums.v1;
 const GRPC_NOT_FOUND = 5;
 const GRPC_ALREADY_EXISTS = 6;
+const GRPC_PERMISSION_DENIED = 7;
 
 export const SETUP_RETENTION_DAYS = 30;
 
@@ -88,6 +89,30 @@ export async function setupCluster(o: SetupOptions): Promise<SetupResult> {
   await verify(o, wanted);
   log(`verified: namespace ${namespace} answers queries on ${Object.keys(wanted).join(', ')}`);
   return result;
+}
+
+type ListSearchAttributes = (req: {
+  namespace: string;
+}) => Promise<{ customAttributes?: Record<string, number> | null }>;
+
+/**
+ * Our search attributes the namespace lacks (or has with another type); [] when all are there, or
+ * when the caller may not list them (an API key without operator rights: then commands will tell).
+ */
+export async function missingSearchAttributes(
+  list: ListSearchAttributes,
+  namespace: string,
+): Promise<string[]> {
+  let have: Record<string, number>;
+  try {
+    have = (await list({ namespace })).customAttributes ?? {};
+  } catch (err) {
+    if (isGrpcServiceError(err) && err.code === GRPC_PERMISSION_DENIED) return [];
+    throw err;
+  }
+  return Object.entries(wantedAttributes())
+    .filter(([name, type]) => have[name] !== type)
+    .map(([name]) => name);
 }
 
 async function untilNamespaceKnown<T>(o: SetupOptions, fn: () => Promise<T>): Promise<T> {

@@ -77,6 +77,13 @@ describe('xcpb server setup', () => {
       ]);
     }
 
+    // The worker too refuses to start rather than fail each run at its first step.
+    const worker = await runXcpb(['worker', '--config', config], env);
+    expect(worker.code).toBe(1);
+    expect(worker.stderr.trim()).toBe(
+      `xcpb worker: namespace "${namespace}" has no search attribute XcpbJobId: run \`xcpb server setup --namespace ${namespace}\``,
+    );
+
     const setup = await runXcpb(['server', 'setup'], env);
     expect(setup.code, setup.stderr).toBe(0);
     expect(setup.stdout).toContain(`setting up ${namespace} on ${temporalAddress()}`);
