@@ -17,18 +17,21 @@ export interface ActivityDeps {
   remotes: RemoteRegistry;
   /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
   vmLockStaleMs?: number;
+  /** told of each merge done by retention (the worker's metrics) */
+  onMerge?: (remoteId: string, seconds: number) => void;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
+  onMerge,
 }: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
-    ...createRemoteActivities(remotes, vmLockStaleMs),
+    ...createRemoteActivities(remotes, vmLockStaleMs, onMerge),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { connectClient, type TemporalTarget } from '../../client/connect';
 import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
@@ -35,6 +36,8 @@ export interface StackOptions {
   workers?: boolean;
   /** VM lock stale period of the workers (default: the product's) */
   vmLockStaleMs?: number;
+  /** another Temporal than the shared dev server (test/cluster): its client connects there */
+  temporal?: TemporalTarget;
 }
 
 export class BackupStack {
@@ -153,16 +156,9 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
     jobs: o.jobs,
   });
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
-  const namespace = await claimNamespace();
-  const stack = new BackupStack(
-    sim,
-    result.config,
-    await testClient(namespace),
-    namespace,
-    dir,
-    undefined,
-    o.vmLockStaleMs,
-  );
+  const namespace = o.temporal?.namespace ?? (await claimNamespace());
+  const client = o.temporal ? await connectClient(o.temporal) : await testClient(namespace);
+  const stack = new BackupStack(sim, result.config, client, namespace, dir, undefined, o.vmLockStaleMs);
   if (o.workers !== false) await stack.startWorkers();
   return stack;
 }
