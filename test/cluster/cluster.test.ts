@@ -57,7 +57,7 @@ describe('a PostgreSQL-backed Temporal cluster with TLS', () => {
     const wrongCa = await runXcpb(['server', 'setup'], { ...env, TEMPORAL_TLS_CA: cluster.tls.otherCa });
     expect(wrongCa.code).toBe(1);
     expect(wrongCa.stderr.trim()).toBe(
-      `xcpb server: cannot connect to Temporal at ${address} (TLS): the server's certificate is not signed by the CA given (unable to verify the first certificate); check --tls-ca / TEMPORAL_TLS_CA`,
+      `xcpb server setup: cannot connect to Temporal at ${address} (TLS): the server's certificate is not signed by the CA given (unable to verify the first certificate); check --tls-ca / TEMPORAL_TLS_CA`,
     );
     const noCert = await runXcpb(['runs'], { ...env, TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' });
     expect(noCert.code).toBe(1);
@@ -115,8 +115,10 @@ describe('a PostgreSQL-backed Temporal cluster with TLS', () => {
     const applied = await runXcpb(['apply', config], env);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stdout).toContain(`+ create xcpb:${JOB}:daily`);
-    const schedules = await runXcpb(['schedules'], env);
-    expect(schedules.stdout).toContain(`xcpb:${JOB}:daily  next: `);
+    const schedules = await runXcpb(['schedules', '--json'], env);
+    const listed = JSON.parse(schedules.stdout) as { scheduleId: string; nextRunTimes: string[] }[];
+    expect(listed.map((s) => s.scheduleId)).toEqual([`xcpb:${JOB}:daily`]);
+    expect(listed[0].nextRunTimes.length).toBeGreaterThan(0);
 
     worker = await WorkerProcess.start(stack, { address: cluster.target.address, namespace: NAMESPACE, env });
     expect(worker.output).toContain(`on ${cluster.target.address} (${NAMESPACE})`);
