@@ -3,10 +3,12 @@
 // where a backup's disks are.
 import type { BackupRef } from '../core/restore-backup-id';
 import type { BlockDevice } from '../formats/disk/device';
-import { openLocalChainDevice } from '../formats/disk/vhd-chain-device';
+import type { RangedFile } from '../formats/disk/file-pool';
+import { chainDevice, openLocalChainDevice } from '../formats/disk/vhd-chain-device';
+import { DiskType, decodeFooter, decodeHeader, VhdError } from '../formats/vhd';
 import { backupMetadataSchema, describeSchemaError } from './backup-metadata';
 import { backupPaths, resolveInVmDir } from './backup-paths';
-import { isRemoteError, type Remote, RemoteError } from './remote';
+import { dirnameOf, isRemoteError, joinPath, normalizeRemotePath, type Remote, RemoteError } from './remote';
 
 export interface BackupDisk {
   /** Position among the backup's disks, 0 first (VBD userdevice order). */
@@ -72,14 +74,50 @@ export async function openBackupDisk(
   opts: { cacheBlocks?: number; maxOpenFiles?: number } = {},
 ): Promise<BlockDevice> {
   const local = remote.localPath(disk.vhdPath);
-  if (local === undefined) {
-    // formats/disk/chainDevice takes RangedFiles: a remote with ranged reads plugs in there.
-    throw new RemoteError(
-      remote.id,
-      disk.vhdPath,
-      'UNSUPPORTED',
-      'file restore needs a remote with local paths for now',
-    );
+  if (local !== undefined) return openLocalChainDevice(local, opts);
+  return openRemoteChainDevice(remote, disk.vhdPath, opts);
+}
+
+/** A file of a remote read by byte ranges (one ranged stream per read). */
+export async function remoteRangedFile(remote: Remote, path: string): Promise<RangedFile> {
+  const { size } = await remote.stat(path);
+  return {
+    name: `${remote.id}:${path}`,
+    size,
+    async read(offset, length) {
+      const end = Math.min(size, offset + length);
+      if (end <= offset) return Buffer.alloc(0);
+      const chunks: Buffer[] = [];
+      for await (const c of await remote.createReadStream(path, { start: offset, end: end - 1 }))
+        chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    },
+  };
+}
+
+/**
+ * The chain ending at `tipPath` on a remote without local paths: parents found by the name in each
+ * header (XO writes them next to their child), checked by UUID when the device opens.
+ */
+export async function openRemoteChainDevice(
+  remote: Remote,
+  tipPath: string,
+  opts: { cacheBlocks?: number } = {},
+): Promise<BlockDevice> {
+  const files: RangedFile[] = [];
+  const seen = new Set<string>();
+  for (let path = tipPath; ; ) {
+    if (seen.has(path))
+      throw new VhdError('CHAIN_LOOP', `${path} is already in the chain (loop)`, files.at(-1)?.name);
+    seen.add(path);
+    const file = await remoteRangedFile(remote, path);
+    files.push(file);
+    const footer = decodeFooter(await file.read(file.size - 512, 512));
+    if (footer.diskType !== DiskType.differencing) break;
+    const header = decodeHeader(await file.read(footer.dataOffset!, 1024));
+    const name = header.parentUnicodeName.replace(/\\/g, '/');
+    if (!name) throw new VhdError('PARENT_MISSING', 'the header names no parent', file.name);
+    path = normalizeRemotePath(remote.id, joinPath(dirnameOf(path), name.split('/').at(-1)!));
   }
-  return openLocalChainDevice(local, opts);
+  return chainDevice(files, opts);
 }

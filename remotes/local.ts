@@ -1,6 +1,6 @@
 // A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
@@ -85,10 +85,10 @@ class LocalRemote implements Remote {
   async createReadStream(path: string, range?: ByteRange): Promise<Readable> {
     const { rel, abs } = this.resolve(path);
     const handle = await this.guard('open', rel, () => open(abs, 'r'));
-    return createReadStream('', { fd: handle.fd, start: range?.start, end: range?.end, autoClose: true }).on(
-      'close',
-      () => void handle.close().catch(() => {}),
-    );
+    // The handle's own stream closes the handle once. (A stream over the raw fd plus a
+    // handle.close() on 'close' closed the fd twice: the second close could hit a descriptor
+    // reopened meanwhile by someone else.)
+    return handle.createReadStream({ start: range?.start, end: range?.end });
   }
 
   async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {

@@ -117,6 +117,10 @@ export function cachedDevice(reader: BlockReader, cacheBlocks = 16): BlockDevice
     return p;
   };
   const bs = reader.blockSize;
+  // Filesystem engines read 4 KiB at a time, mostly in the block they read last: that block is
+  // kept at hand so such a read is a copy, not a cache lookup.
+  let lastIndex = -1;
+  let lastBlock: Buffer | undefined;
   return {
     size: reader.size,
     async read(offset, length) {
@@ -124,8 +128,11 @@ export function cachedDevice(reader: BlockReader, cacheBlocks = 16): BlockDevice
       const first = Math.floor(offset / bs);
       const within = offset - first * bs;
       if (within + length <= bs) {
-        const block = await load(first);
-        return Buffer.from(block.subarray(within, within + length));
+        if (first !== lastIndex || !lastBlock) {
+          lastBlock = await load(first);
+          lastIndex = first;
+        }
+        return Buffer.from(lastBlock.subarray(within, within + length));
       }
       const out = Buffer.alloc(length);
       let done = 0;
@@ -141,6 +148,7 @@ export function cachedDevice(reader: BlockReader, cacheBlocks = 16): BlockDevice
     },
     close: async () => {
       cache.clear();
+      lastBlock = undefined;
       await reader.close();
     },
   };

@@ -1,6 +1,6 @@
 // FAT12/16/32 reader with VFAT long names (our own: the format is small, and the npm `fatfs`
-// package has no FAT12 and a callback API over a writable volume). Read-only; the first FAT copy
-// is loaded once (4 bytes per cluster at most), folders are read on demand.
+// package has no FAT12 and a callback API over a writable volume). Read-only; entries of the first FAT
+// copy and folders are read on demand.
 import { Readable } from 'node:stream';
 import type { BlockDevice } from './device';
 import { type FileSystemReader, type FsEntry, FsError, pageOf, pathSegments } from './filesystem';
@@ -145,25 +145,30 @@ export async function openFatFs(dev: BlockDevice): Promise<FileSystemReader> {
   const g = decodeFatBootSector(await dev.read(0, 512), dev.size);
   if (g.fatOffset + g.fatBytes > dev.size)
     throw new FsError('CORRUPT', 'FAT is past the end of the partition');
-  const fat = await dev.read(g.fatOffset, g.fatBytes);
   const maxCluster = g.clusters + 1;
-  const next = (c: number): number => {
+  // FAT entries are read on demand through the device's block cache (a FAT32 FAT can be hundreds
+  // of MiB: it is never loaded whole).
+  const entry = async (at: number, n: number): Promise<Buffer> => {
+    if (at + n > g.fatBytes) throw new FsError('CORRUPT', `FAT entry at byte ${at} is past the FAT`);
+    return dev.read(g.fatOffset + at, n);
+  };
+  const next = async (c: number): Promise<number> => {
     if (g.type === 'fat12') {
-      const v = fat.readUInt16LE(c + (c >> 1));
+      const v = (await entry(c + (c >> 1), 2)).readUInt16LE(0);
       const n = c & 1 ? v >> 4 : v & 0xfff;
       return n >= 0xff8 ? -1 : n;
     }
     if (g.type === 'fat16') {
-      const n = fat.readUInt16LE(c * 2);
+      const n = (await entry(c * 2, 2)).readUInt16LE(0);
       return n >= 0xfff8 ? -1 : n;
     }
-    const n = fat.readUInt32LE(c * 4) & 0x0fffffff;
+    const n = (await entry(c * 4, 4)).readUInt32LE(0) & 0x0fffffff;
     return n >= 0x0ffffff8 ? -1 : n;
   };
   /** The cluster chain from `start` (loops and out-of-range links are CORRUPT). */
-  const chain = (start: number, what: string): number[] => {
+  const chain = async (start: number, what: string): Promise<number[]> => {
     const out: number[] = [];
-    for (let c = start; c !== -1; c = next(c)) {
+    for (let c = start; c !== -1; c = await next(c)) {
       if (c < 2 || c > maxCluster)
         throw new FsError('CORRUPT', `${what}: cluster chain points at cluster ${c}, outside the volume`);
       if (out.length > g.clusters) throw new FsError('CORRUPT', `${what}: cluster chain loops`);
@@ -181,7 +186,7 @@ export async function openFatFs(dev: BlockDevice): Promise<FileSystemReader> {
     if (cluster === 0 && g.type !== 'fat32')
       return decodeFatDirectory(await dev.read(g.rootOffset, g.rootBytes));
     const start = cluster === 0 ? g.rootCluster : cluster;
-    const clusters = chain(start, what);
+    const clusters = await chain(start, what);
     if (clusters.length * g.clusterSize > 256 * 1024 * 1024)
       throw new FsError('CORRUPT', `${what}: folder larger than 256 MiB`);
     return decodeFatDirectory(await readChain(clusters));
@@ -221,7 +226,7 @@ export async function openFatFs(dev: BlockDevice): Promise<FileSystemReader> {
       const f = await resolve(path);
       const where = `/${pathSegments(path).join('/')}`;
       if (f.type !== 'file') throw new FsError('NOT_A_FILE', `${where}: not a regular file`);
-      const clusters = f.size === 0 ? [] : chain(f.cluster, where);
+      const clusters = f.size === 0 ? [] : await chain(f.cluster, where);
       if (clusters.length * g.clusterSize < f.size) {
         throw new FsError('CORRUPT', `${where}: ${f.size} bytes but only ${clusters.length} clusters`);
       }

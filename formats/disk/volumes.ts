@@ -6,12 +6,14 @@ import { openFatFs } from './fat';
 import type { FileSystemReader } from './filesystem';
 import { FsError } from './filesystem';
 import { isLvmPhysicalVolume, readLvmVolumes } from './lvm';
+import { openNtfs } from './ntfs';
 import {
   looksLikeBootSector,
   type PartitionTable,
   PartitionTableError,
   readPartitionTable,
 } from './partitions';
+import { openXfs } from './xfs';
 
 export type FsType =
   | 'ext2'
@@ -141,6 +143,10 @@ export async function openFilesystem(volume: Volume): Promise<FileSystemReader> 
     case 'fat16':
     case 'fat32':
       return openFatFs(volume.device);
+    case 'ntfs':
+      return openNtfs(volume.device);
+    case 'xfs':
+      return openXfs(volume.device);
     case 'lvm2-pv':
       throw new FsError('UNSUPPORTED', 'an LVM physical volume: choose one of its logical volumes (vg/lv)');
     default:

@@ -2,19 +2,22 @@
 // mkfs.vfat + mcopy): every file listed and read equals the file put there; malformed inputs give
 // errors that say what is wrong.
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeArchive } from '../../formats/archive/file-archive';
 import { type BlockDevice, openRawDevice } from '../../formats/disk/device';
 import type { FileSystemReader } from '../../formats/disk/filesystem';
 import { openLocalChainDevice } from '../../formats/disk/vhd-chain-device';
 import { discoverVolumes, openFilesystem, type Volume } from '../../formats/disk/volumes';
 import { walk } from '../../formats/disk/walk';
 import { createVhdStream, VHD_BLOCK_SIZE } from '../../formats/vhd';
+import { openRemoteChainDevice } from '../../remotes/backup-disks';
+import { openRemote } from '../../remotes/open-remote';
 import { MemDisk, makeTmp } from '../formats/helpers';
-import { ext4Image, fatImage, makeTree, placeAt, sh, sha256, sparseFile } from './images';
+import { ext4Image, fatImage, makeTree, placeAt, sh, sha256, sparseFile, xfsImage } from './images';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 beforeAll(async () => {
@@ -119,6 +122,16 @@ describe('partition tables and filesystems', () => {
         expect(docs.entries[1]).toMatchObject({ type: 'file', size: 11, uid: expect.any(Number) });
         expect(docs.entries[1].mode! & 0o777).toBe(0o644);
       });
+      // into a folder: symlinks (even absolute ones) are written as symlinks, never followed, and
+      // nothing already there is replaced
+      await withVolume(dev, '1', async (fs) => {
+        const out = path.join(tmp.dir, 'extract');
+        const summary = await writeArchive(fs, ['/abs-link', '/link', '/docs'], 'folder', out);
+        expect(summary).toMatchObject({ symlinks: 2, files: 2, folders: 3 });
+        expect(await readlink(path.join(out, 'abs-link'))).toBe('/etc/passwd');
+        expect(await readlink(path.join(out, 'link'))).toBe('docs/deep/er/file.bin');
+        await expect(writeArchive(fs, ['/hello.txt', '/hello.txt'], 'folder', out)).rejects.toThrow(/EEXIST/);
+      });
       for (const id of ['5', '6']) {
         await withVolume(dev, id, async (fs) => {
           expect(await digest(fs)).toEqual(expected(tree));
@@ -178,6 +191,85 @@ describe('partition tables and filesystems', () => {
       expect(layout).toMatchObject({ scheme: 'none', volumes: [{ id: '', fsType: 'fat16' }] });
     } finally {
       await bdev.close();
+    }
+  });
+
+  it('NTFS (mkntfs, files copied in through ntfs-3g): folders of hundreds of entries, sparse and large files, symlinks', async () => {
+    const img = path.join(tmp.dir, 'ntfs.img');
+    await sparseFile(img, 64 * MiB);
+    await sh('mkntfs', ['-F', '-q', '-Q', '-L', 'WinData', img]);
+    const mnt = path.join(tmp.dir, 'ntfs-mnt');
+    await mkdir(mnt);
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) many[`many/file number ${i}.txt`] = `${i}\n`;
+    await sh('ntfs-3g', [img, mnt]);
+    try {
+      await makeTree(mnt, { ...tree, ...many });
+      await symlink('docs/deep/er/file.bin', path.join(mnt, 'link'));
+      await sh('truncate', ['-s', `${30 * MiB}`, path.join(mnt, 'sparse.bin')]);
+    } finally {
+      await sh('umount', [mnt]);
+    }
+    const disk = path.join(tmp.dir, 'ntfs-disk.img');
+    await sparseFile(disk, 80 * MiB);
+    await sh('sgdisk', ['-n', '1:2048:+64M', '-t', '1:0700', disk]);
+    await placeAt(disk, img, MiB);
+    const dev = await openRawDevice(disk);
+    try {
+      const { volumes } = await discoverVolumes(dev);
+      expect(volumes.map((v) => [v.id, v.fsType, v.kind])).toEqual([['1', 'ntfs', 'Microsoft basic data']]);
+      await withVolume(dev, '1', async (fs) => {
+        expect(fs.label).toBe('WinData');
+        expect(await digest(fs)).toEqual(
+          expected({ ...tree, ...many, 'sparse.bin': Buffer.alloc(30 * MiB) }),
+        );
+        expect(await fs.stat('/link')).toMatchObject({ type: 'symlink', target: 'docs/deep/er/file.bin' });
+        const page = await fs.list('/many', { offset: 10, limit: 5 });
+        expect(page.total).toBe(300);
+        expect(page.entries.map((e) => e.name)).toEqual(
+          Object.keys(many)
+            .map((k) => k.slice(5))
+            .sort()
+            .slice(10, 15),
+        );
+      });
+    } finally {
+      await dev.close();
+    }
+  });
+
+  it('XFS (mkfs.xfs with a proto file): short-form and multi-block folders, extents, symlinks, owners', async () => {
+    const src = path.join(tmp.dir, 'xfs-src');
+    const files: Record<string, string | Buffer> = {
+      'etc/hostname': 'xfs-host\n',
+      'docs/ünïcødé-€.txt': 'UTF-8 name\n',
+      'data/random.bin': tree['random.bin'],
+    };
+    for (let i = 0; i < 400; i++) files[`many/entry-${String(i).padStart(3, '0')}.txt`] = `${i}\n`;
+    await makeTree(src, files);
+    const img = path.join(tmp.dir, 'xfs.img');
+    await xfsImage(img, src, { link: 'etc/hostname' });
+    const dev = await openRawDevice(img);
+    try {
+      const { volumes } = await discoverVolumes(dev);
+      expect(volumes.map((v) => [v.id, v.fsType])).toEqual([['', 'xfs']]);
+      await withVolume(dev, '', async (fs) => {
+        expect(fs.label).toBe('XFSTEST');
+        expect(await digest(fs)).toEqual(expected(files));
+        expect(await fs.stat('/link')).toMatchObject({ type: 'symlink', target: 'etc/hostname' });
+        expect(await fs.stat('/etc/hostname')).toMatchObject({ type: 'file', size: 9, uid: 1000, gid: 100 });
+        const page = await fs.list('/many', { offset: 395, limit: 10 });
+        expect(page.total).toBe(400);
+        expect(page.entries.map((e) => e.name)).toEqual([
+          'entry-395.txt',
+          'entry-396.txt',
+          'entry-397.txt',
+          'entry-398.txt',
+          'entry-399.txt',
+        ]);
+      });
+    } finally {
+      await dev.close();
     }
   });
 
@@ -334,6 +426,19 @@ describe('the disk view of a VHD chain', () => {
       ).toBe(true);
     } finally {
       await dev.close();
+    }
+    // the same chain on a remote without local paths (object stores): ranged reads only
+    const local = openRemote({ id: 'store', url: `file://${dir}` });
+    const noLocalPaths = new Proxy(local, {
+      get: (t, k) => (k === 'localPath' ? () => undefined : Reflect.get(t, k, t)),
+    });
+    const remoteDev = await openRemoteChainDevice(noLocalPaths, '199.vhd', { cacheBlocks: 2 });
+    try {
+      const out = Buffer.alloc(size);
+      for (let o = 0; o < size; o += VHD_BLOCK_SIZE) (await remoteDev.read(o, VHD_BLOCK_SIZE)).copy(out, o);
+      expect(sha256(out)).toBe(sha256(truth));
+    } finally {
+      await remoteDev.close();
     }
   });
 

@@ -69,3 +69,35 @@ export async function makeTree(dir: string, files: Record<string, string | Buffe
     await writeFile(path.join(dir, p), content);
   }
 }
+
+/**
+ * An XFS image (mkfs.xfs -p protofile) of the files under `src` (names without whitespace: the
+ * proto format splits on it) plus `symlinks` { path: target }. XFS needs at least 300 MiB (sparse).
+ */
+export async function xfsImage(
+  img: string,
+  src: string,
+  symlinks: Record<string, string> = {},
+): Promise<void> {
+  const { readdir, stat } = await import('node:fs/promises');
+  const lines = ['/dev/null', '0 0', 'd--755 0 0'];
+  const dirLinks = (rel: string) =>
+    Object.entries(symlinks).filter(([p]) => path.dirname(p) === (rel || '.'));
+  const visit = async (dir: string, rel: string) => {
+    for (const name of (await readdir(dir)).sort()) {
+      const full = path.join(dir, name);
+      if ((await stat(full)).isDirectory()) {
+        lines.push(`${name} d--755 0 0`);
+        await visit(full, rel ? `${rel}/${name}` : name);
+        lines.push('$');
+      } else lines.push(`${name} ---644 1000 100 ${full}`);
+    }
+    for (const [p, target] of dirLinks(rel)) lines.push(`${path.basename(p)} l--777 0 0 ${target}`);
+  };
+  await visit(src, '');
+  lines.push('$');
+  const proto = `${img}.proto`;
+  await writeFile(proto, `${lines.join('\n')}\n`);
+  await sparseFile(img, 320 * 1024 * 1024);
+  await sh('mkfs.xfs', ['-q', '-L', 'XFSTEST', '-p', proto, img]);
+}
