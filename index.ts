@@ -24,6 +24,13 @@ export {
   type TemporalTarget,
   temporalTarget,
 } from './client/connect';
+export {
+  type RestoreOutcome,
+  reportOf,
+  restoreOutcomeOf,
+  runReportOf,
+  vmReportOf,
+} from './client/run-result';
 export { loadConfigFile } from './config/load';
 export type {
   Config,
@@ -40,6 +47,7 @@ export {
   manualRunWorkflowId,
   scheduleWorkflowId,
 } from './core/job-input';
+export { FAILURE_TYPES, reportOfFailure } from './core/outcome-failure';
 export type { ErrorInfo, RunReport, Status, StepReport, VmReport } from './core/run-report';
 export { runOutcome, throughput, vmOutcome } from './core/run-report';
 export { SA as SEARCH_ATTRIBUTES } from './core/search-attributes';

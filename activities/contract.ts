@@ -120,6 +120,12 @@ export interface BackupActivities {
   selectVms(job: Pick<JobConfig, 'vms'>): Promise<SelectionResult & { missing: string[] }>;
   prepareRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<TargetOutcome[]>;
   releaseRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<void>;
+  /**
+   * Keeps the run's VM locks on these remotes alive until cancelled (the lock keeper): refreshes them
+   * and heartbeats, so a worker's death stops the refreshes and is noticed by the heartbeat timeout.
+   * Fails (non-retryable, LOCK_LOST) if a lock was taken over meanwhile.
+   */
+  holdVmLocks(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<void>;
   remotesMissingBase(req: {
     remoteIds: string[];
     vmUuid: string;

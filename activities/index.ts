@@ -1,5 +1,8 @@
 // Every activity of a backup run, built from the worker's dependencies.
+import { DEFAULT_VM_LOCK_STALE_MS } from '../remotes/vm-lock';
 import type { BackupActivities } from './contract';
+import { createFileRestoreActivities } from './file-restore-activities';
+import type { FileRestoreActivities } from './file-restore-contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
@@ -14,20 +17,24 @@ export interface ActivityDeps {
   remotes: RemoteRegistry;
   /** told of each merge done by retention (the worker's metrics) */
   onMerge?: (remoteId: string, seconds: number) => void;
+  /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
+  vmLockStaleMs?: number;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
   onMerge,
-}: ActivityDeps): BackupActivities & RestoreActivities {
+  vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
+}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes),
-    ...createRemoteActivities(remotes, onMerge),
+    ...createRemoteActivities(remotes, vmLockStaleMs, onMerge),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
+    ...createFileRestoreActivities(remotes),
   };
 }
 

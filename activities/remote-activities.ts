@@ -1,18 +1,19 @@
 // Activities on the backup remotes: readiness and the per-VM lock, which bases a delta can chain
 // on, and retention with crash-safe merges.
-import { Context } from '@temporalio/activity';
-import { mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { finishInterruptedMerges, mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
 import { applyRetention } from '../remotes/apply-retention';
 import { backupPaths, vmBackupDir } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
 import { cleanTemporaryFiles } from '../remotes/repository';
 import { readVhdParentFromHeader } from '../remotes/vhd-parent';
-import { acquireVmLock } from '../remotes/vm-lock';
+import { acquireVmLock, refreshVmLock, VmLockedError, vmLockRefreshMs } from '../remotes/vm-lock';
 import type { BackupActivities, TargetOutcome } from './contract';
 import type { RemoteRegistry } from './transfer-activities';
 
-/** A run holds its VM lock across activities; a run that stops for longer than this loses it. */
-const LOCK_STALE_AFTER_MS = 12 * 3_600_000;
+/** The keeper heartbeats this often whatever the refresh period (the heartbeat timeout is 30 s). */
+const KEEPER_HEARTBEAT_MS = 5_000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -40,12 +41,15 @@ async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefi
 
 export function createRemoteActivities(
   remotes: RemoteRegistry,
+  /** A run holds its VM lock across activities; a holder silent for longer than this loses it. */
+  lockStaleAfterMs: number,
   /** told of each merge done (the worker's metrics) */
   onMerge: (remoteId: string, seconds: number) => void = () => {},
 ): Pick<
   BackupActivities,
-  'prepareRemotes' | 'releaseRemotes' | 'remotesMissingBase' | 'applyRemoteRetention'
+  'prepareRemotes' | 'releaseRemotes' | 'holdVmLocks' | 'remotesMissingBase' | 'applyRemoteRetention'
 > {
+  const lockOptions = { staleAfterMs: lockStaleAfterMs };
   return {
     async prepareRemotes({ remoteIds, vmUuid, owner }) {
       return Promise.all(
@@ -53,7 +57,7 @@ export function createRemoteActivities(
           try {
             const remote = remotes(remoteId);
             await remote.checkWritable();
-            await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+            await acquireVmLock(remote, vmUuid, owner, lockOptions);
             await cleanTemporaryFiles(remote, vmUuid);
             return { remoteId, ok: true, newestBackup: await newestBackupName(remote, vmUuid) };
           } catch (err) {
@@ -68,11 +72,38 @@ export function createRemoteActivities(
         try {
           // The same owner takes its own lock back at once; another owner's lock is left alone.
           const remote = remotes(remoteId);
-          const lock = await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+          const lock = await acquireVmLock(remote, vmUuid, owner, lockOptions);
           // Temporary files of attempts that died mid-write (their retry wrote its own).
           await cleanTemporaryFiles(remote, vmUuid);
           await lock.release();
         } catch {}
+      }
+    },
+
+    async holdVmLocks({ remoteIds, vmUuid, owner }) {
+      const ctx = Context.current();
+      const every = vmLockRefreshMs(lockStaleAfterMs);
+      let refreshedAt = 0;
+      for (;;) {
+        if (Date.now() - refreshedAt >= every) {
+          refreshedAt = Date.now();
+          for (const remoteId of remoteIds) {
+            try {
+              await refreshVmLock(remotes(remoteId), vmUuid, owner, lockOptions);
+            } catch (err) {
+              if (err instanceof VmLockedError)
+                throw ApplicationFailure.nonRetryable(err.message, 'LOCK_LOST');
+              // An unreachable remote: the next refresh tries again; the lock goes stale only after several.
+            }
+          }
+        }
+        ctx.heartbeat({ refreshedAt });
+        try {
+          await ctx.sleep(Math.min(every, KEEPER_HEARTBEAT_MS));
+        } catch (err) {
+          if (err instanceof CancelledFailure) return; // the run is done with the VM: releaseRemotes follows
+          throw err;
+        }
       }
     },
 
@@ -117,6 +148,11 @@ export function createRemoteActivities(
         },
         {
           readVhdParent: readVhdParentFromHeader,
+          finishInterruptedMerges: (dir) =>
+            finishInterruptedMerges(dir, {
+              onProgress: (done: number, total: number) =>
+                Context.current().heartbeat({ merge: dir, done, total }),
+            }),
           mergeVhdIntoParent: async (child) => {
             const started = performance.now();
             const merged = await mergeVhdIntoParent(child, {

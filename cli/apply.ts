@@ -1,37 +1,78 @@
-// `xcpb apply <file> [--dry-run]`: the config's schedules become Temporal schedules.
-// `xcpb schedules [--json]`: what is scheduled, with the next run times.
-import { parseArgs } from 'node:util';
+// `xcpb apply <file> [--dry-run] [--prune] [--yes]`: the config's schedules become Temporal schedules.
+// Each schedule records its config's name, so applying one config never touches another's.
+// `xcpb schedules [--json]`: what is scheduled, with the next run times in each schedule's zone.
+import { createInterface } from 'node:readline/promises';
+import Table from 'cli-table3';
+import pc from 'picocolors';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { applyPlan, listOwnedSchedules, planFromConfig } from '../schedules/apply';
-import { describePlan, planIsEmpty } from '../schedules/plan';
-import { clientFromFlags, connectionOptions, temporalSectionOf } from './connection-flags';
-import { dim, printJson, UsageError } from './output';
+import { configNameFor, describePlan, planIsEmpty } from '../schedules/plan';
+import {
+  type ConnectionFlags,
+  clientFromFlags,
+  temporalSectionOf,
+  withConnectionOptions,
+} from './connection-flags';
+import { formatInZone, printJson } from './output';
+import { type Register, run, withExamples } from './program';
 
-export async function applyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { 'dry-run': { type: 'boolean' }, ...connectionOptions },
-  });
-  if (positionals.length !== 1) throw new UsageError('usage: xcpb apply <config-file> [--dry-run]');
-  const loaded = await loadConfigFile(positionals[0]);
+interface ApplyFlags extends ConnectionFlags {
+  dryRun?: boolean;
+  prune?: boolean;
+  yes?: boolean;
+}
+
+export const registerApply: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('apply')
+        .description(
+          "create, update and delete Temporal schedules so they match the config's jobs; schedules of other configs are left alone",
+        )
+        .argument('<file>', 'YAML or JSON config file')
+        .option('--dry-run', 'print the changes, make none')
+        .option('--prune', 'also delete xcpb schedules of other configs (or of none recorded)')
+        .option('-y, --yes', 'delete without asking'),
+    ),
+    'xcpb apply examples/config.yaml --dry-run',
+    'xcpb apply /etc/xcpb/prod.yaml',
+    'xcpb apply /etc/xcpb/prod.yaml --prune --yes   # the only config: delete every other xcpb schedule',
+  ).action(run(apply));
+};
+
+async function apply(file: string, o: ApplyFlags): Promise<number> {
+  const loaded = await loadConfigFile(file);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\nnothing changed\n`);
     return 2;
   }
-  const client = await clientFromFlags(values, loaded.config.temporal);
+  const configName = configNameFor(loaded.config, file);
+  const client = await clientFromFlags(o, loaded.config.temporal);
   try {
-    const plan = await planFromConfig(client, loaded.config);
-    const lines = describePlan(plan);
+    const plan = await planFromConfig(client, loaded.config, { configName, prune: o.prune });
+    const others = plan.others.length
+      ? pc.dim(`\n${plan.others.length} schedules of other configs left alone (--prune deletes them)`)
+      : '';
     if (planIsEmpty(plan)) {
-      process.stdout.write(`no change (${plan.unchanged.length} schedules up to date)\n`);
+      process.stdout.write(
+        `config ${configName}: no change (${plan.unchanged.length} schedules up to date)${others}\n`,
+      );
       return 0;
     }
-    process.stdout.write(`${lines.join('\n')}\n`);
-    if (values['dry-run']) {
+    process.stdout.write(`config ${configName}:\n${describePlan(plan).join('\n')}${others}\n`);
+    if (o.dryRun) {
       process.stdout.write('dry run: nothing changed\n');
       return 0;
+    }
+    if (plan.remove.length > 0 && !o.yes && !(await confirm(`delete ${plan.remove.length} schedules?`))) {
+      process.stdout.write(
+        process.stdin.isTTY
+          ? 'nothing changed\n'
+          : 'nothing changed: deleting schedules needs --yes when not on a terminal\n',
+      );
+      return 1;
     }
     await applyPlan(client, plan);
     process.stdout.write(
@@ -43,27 +84,61 @@ export async function applyCommand(argv: string[]): Promise<number> {
   }
 }
 
-export async function schedulesCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean' }, config: { type: 'string' }, ...connectionOptions },
-  });
-  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
+/** Asks on the terminal; never yes without one. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
-    const schedules = await listOwnedSchedules(client);
-    if (values.json) {
-      printJson(schedules);
-      return 0;
-    }
-    if (schedules.length === 0) process.stdout.write('no xcpb schedules (run `xcpb apply <config>`)\n');
-    for (const s of schedules) {
-      const next = s.paused ? 'paused' : s.nextRunTimes.map((d) => d.toISOString()).join(', ') || 'none';
-      process.stdout.write(
-        `${s.scheduleId}  next: ${next}${s.recentRuns.length ? dim(`  last: ${s.recentRuns.at(-1)?.workflowId}`) : ''}\n`,
-      );
-    }
-    return 0;
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
   } finally {
-    await client.connection.close();
+    rl.close();
   }
 }
+
+export const registerSchedules: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('schedules')
+        .description("the xcpb schedules, their config, next runs (in the schedule's time zone) and last run")
+        .option('--json', 'as JSON')
+        .option('-c, --config <file>', "take the Temporal connection from this config's temporal: section"),
+    ),
+    'xcpb schedules',
+    'xcpb schedules --json',
+  ).action(
+    run(async (o: ConnectionFlags & { json?: boolean; config?: string }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+      try {
+        const schedules = await listOwnedSchedules(client);
+        if (o.json) {
+          printJson(schedules);
+          return 0;
+        }
+        if (schedules.length === 0) {
+          process.stdout.write('no xcpb schedules (run `xcpb apply <config>`)\n');
+          return 0;
+        }
+        const table = new Table({
+          head: ['schedule', 'config', 'next runs', 'last run'],
+          style: { head: ['bold'] },
+        });
+        for (const s of schedules) {
+          const next = s.paused
+            ? pc.yellow('paused')
+            : s.nextRunTimes.map((d) => formatInZone(d, s.timezone)).join('\n') || 'none';
+          table.push([
+            s.scheduleId,
+            s.configName ?? pc.dim('?'),
+            next,
+            s.recentRuns.at(-1)?.workflowId ?? pc.dim('never'),
+          ]);
+        }
+        process.stdout.write(`${table.toString()}\n`);
+        return 0;
+      } finally {
+        await client.connection.close();
+      }
+    }),
+  );
+};

@@ -1,7 +1,6 @@
 // `xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]`: every VM backup on
 // the remotes (ours and Xen Orchestra's, same layout), with the id `xcpb restore` takes. A broken or
 // partial entry is listed as such with its problems; an unreachable remote is reported, not fatal.
-import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load';
 import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
@@ -12,6 +11,7 @@ import type { Remote } from '../remotes/remote';
 import { type BackupEntry, listAllBackups } from '../remotes/repository';
 import { readVhdParentFromHeader } from '../remotes/vhd-parent';
 import { dim, orange, printJson, red, UsageError } from './output';
+import { type Register, run, withExamples } from './program';
 
 export interface BackupRow {
   id: string;
@@ -141,36 +141,37 @@ export function formatBackupTable(rows: BackupRow[]): string {
   return out.join('\n');
 }
 
-export async function backupsCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'list')
-    throw new UsageError(
-      'usage: xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]',
-    );
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      remote: { type: 'string' },
-      vm: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (!values.config || positionals.length > 0)
-    throw new UsageError(
-      'usage: xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]',
-    );
-  const loaded = await loadConfigFile(values.config);
-  if (!loaded.ok) {
-    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-    return 2;
-  }
-  const { rows, errors } = await listBackupRows(loaded.config, { remote: values.remote, vm: values.vm });
-  if (values.json) printJson({ backups: rows, errors });
-  else {
-    process.stdout.write(`${formatBackupTable(rows)}\n`);
-    for (const e of errors) process.stderr.write(`${red(`remote ${e.remoteId}: ${e.error}`)}\n`);
-  }
-  return errors.length > 0 ? 1 : 0;
-}
+export const registerBackups: Register = (program) => {
+  const backups = withExamples(
+    program.command('backups').description("the VM backups on the remotes (ours and Xen Orchestra's)"),
+    'xcpb backups list --config my.yaml',
+  );
+  withExamples(
+    backups
+      .command('list')
+      .description(
+        'every backup with the id `xcpb restore` takes; a broken entry is listed with its problems',
+      )
+      .requiredOption('-c, --config <file>', 'the config file (its remotes)')
+      .option('--remote <id>', 'only this remote')
+      .option('--vm <uuid|name>', 'only this VM')
+      .option('--json', 'as JSON'),
+    'xcpb backups list -c my.yaml',
+    'xcpb backups list -c my.yaml --vm db-prod-01 --json',
+  ).action(
+    run(async (o: { config: string; remote?: string; vm?: string; json?: boolean }) => {
+      const loaded = await loadConfigFile(o.config);
+      if (!loaded.ok) {
+        process.stderr.write(`${formatProblems(loaded.problems)}\n`);
+        return 2;
+      }
+      const { rows, errors } = await listBackupRows(loaded.config, { remote: o.remote, vm: o.vm });
+      if (o.json) printJson({ backups: rows, errors });
+      else {
+        process.stdout.write(`${formatBackupTable(rows)}\n`);
+        for (const e of errors) process.stderr.write(`${red(`remote ${e.remoteId}: ${e.error}`)}\n`);
+      }
+      return errors.length > 0 ? 1 : 0;
+    }),
+  );
+};

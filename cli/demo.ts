@@ -4,9 +4,9 @@
 // delta after the guests wrote data) and stays up for the Web UI until Ctrl-C.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { InvalidArgumentError } from 'commander';
 import { startBackupJob } from '../client/backup-client';
 import { connectClient, temporalTarget } from '../client/connect';
 import { loadConfigFile } from '../config/load';
@@ -14,13 +14,14 @@ import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
 import type { RunReport } from '../core/run-report';
 import { applyPlan, planFromConfig } from '../schedules/apply';
-import { describePlan } from '../schedules/plan';
+import { configNameFor, describePlan } from '../schedules/plan';
 import { startDetachedDevServer, stateDir } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
 import { type SimControl, type Simulator, startSimulator } from '../simulator/index';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
-import { connectionOptions } from './connection-flags';
-import { bold, dim, UsageError } from './output';
+import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
+import { bold, dim } from './output';
+import { type Register, run, withExamples } from './program';
 import { exportKind, formatReportTree } from './report-format';
 import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
 
@@ -32,14 +33,31 @@ const PASSWORD_ENV = 'XCPB_DEMO_PASSWORD'; // the variable examples/config.yaml 
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { once: { type: 'boolean' }, port: { type: 'string' }, ...connectionOptions },
-  });
-  const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
-    throw new UsageError(`--port must be a port number (0: any free port), got ${values.port}`);
+export const registerDemo: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('demo')
+        .description(
+          'the whole product on this machine: Temporal dev server, simulated pool, local remote, workers; two runs, then the Web UI',
+        )
+        .option('--once', 'stop after the two runs')
+        .option('--port <n>', 'port of the simulated pool (0: any free port)', portNumber),
+    ),
+    'xcpb demo',
+    'xcpb demo --once --port 0',
+  ).action(run(demo));
+};
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('must be a port number (0: any free port)');
+  return n;
+}
+
+async function demo(values: ConnectionFlags & { once?: boolean; port?: number }): Promise<number> {
+  const port = values.port;
   const dir = stateDir();
 
   const temporal = await temporalForDemo(values, dir);
@@ -68,7 +86,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
     const client = await connectClient(temporal);
     stops.unshift(() => client.connection.close());
-    const plan = await planFromConfig(client, config);
+    const plan = await planFromConfig(client, config, { configName: configNameFor(config, EXAMPLE_CONFIG) });
     await applyPlan(client, plan);
     say(
       `schedules from ${path.relative(process.cwd(), EXAMPLE_CONFIG)}: ${describePlan(plan).join('; ') || 'up to date'}`,

@@ -1,123 +1,133 @@
-// `xcpb <command>`: dispatch to one module per command group.
-import { CONNECTION_HELP } from './connection-flags';
-import { UsageError } from './output';
+// `xcpb <command>`: commander, with one module per command. Only the module of the command typed is
+// loaded (the worker and demo modules pull in the Temporal worker); the table's summaries serve the
+// top-level help and the suggestions for a mistyped command.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import type { Register } from './program';
 
-type Command = (argv: string[]) => Promise<number>;
-
-const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+const commands: Record<string, { summary: string; load: () => Promise<Register> }> = {
   server: {
-    summary: 'install | start | stop | status the Temporal dev server; setup prepares any cluster',
-    load: async () => (await import('./server')).serverCommand,
+    summary: 'the Temporal dev server (install | start | stop | status); setup prepares any cluster',
+    load: async () => (await import('./server')).registerServer,
   },
-  config: { summary: 'validate <file> | schema', load: async () => (await import('./config')).configCommand },
+  config: {
+    summary: 'validate a config file, or print its JSON Schema',
+    load: async () => (await import('./config')).registerConfig,
+  },
+  schema: {
+    summary: 'JSON Schema of a start input or of the run report',
+    load: async () => (await import('./schema')).registerSchema,
+  },
   apply: {
-    summary: '<file> [--dry-run]  make the Temporal schedules match the config',
-    load: async () => (await import('./apply')).applyCommand,
+    summary: "make the Temporal schedules match a config's jobs",
+    load: async () => (await import('./apply')).registerApply,
   },
   schedules: {
-    summary: '[--json]  list schedules and their next runs',
-    load: async () => (await import('./apply')).schedulesCommand,
+    summary: 'list the schedules and their next runs',
+    load: async () => (await import('./apply')).registerSchedules,
   },
   worker: {
-    summary: '--config <file> [--pool <id>...] [--metrics host:port]  run the workers until Ctrl-C',
-    load: async () => (await import('./worker')).workerCommand,
+    summary: 'run the workers until Ctrl-C',
+    load: async () => (await import('./worker')).registerWorker,
   },
-  run: {
-    summary: '<jobId> --config <file> [--schedule <id>] [--no-wait] [--json]  run a job now',
-    load: async () => (await import('./run')).runCommand,
-  },
+  run: { summary: 'run a job now and follow it', load: async () => (await import('./run')).registerRun },
   runs: {
-    summary: "[--job <id>] [--limit N] [--json] | show <workflowId>  recent runs, one run's report",
-    load: async () => (await import('./runs')).runsCommand,
+    summary: "recent runs, or one run's report (show <id> [--follow])",
+    load: async () => (await import('./runs')).registerRuns,
   },
   cancel: {
-    summary: '<workflowId> [--wait]  cancel a run (its snapshots are still cleaned up)',
-    load: async () => (await import('./runs')).cancelCommand,
+    summary: 'cancel a run (its snapshots are still cleaned up)',
+    load: async () => (await import('./runs')).registerCancel,
   },
   preview: {
-    summary: '<jobId> --config <file> [--json]  which VMs a run would take now, and why not the others',
-    load: async () => (await import('./preview')).previewCommand,
+    summary: 'which VMs a run would take now, and why not the others',
+    load: async () => (await import('./preview')).registerPreview,
   },
   demo: {
-    summary: '[--once] [--port N]  the whole stack on the simulator: two runs, then the Web UI',
-    load: async () => (await import('./demo')).demoCommand,
+    summary: 'the whole stack on the simulator: two runs, then the Web UI',
+    load: async () => (await import('./demo')).registerDemo,
   },
   backups: {
-    summary:
-      'list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]  backups on the remotes, with their ids',
-    load: async () => (await import('./backups')).backupsCommand,
+    summary: 'list the backups on the remotes, with their ids',
+    load: async () => (await import('./backups')).registerBackups,
   },
-  restore: {
-    summary:
-      '<backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--json]  restore a VM backup',
-    load: async () => (await import('./restore')).restoreCommand,
+  files: {
+    summary: 'list and fetch files inside a delta backup',
+    load: async () => {
+      const [{ filesCommand, FILES_USAGE }, { passThrough }] = await Promise.all([
+        import('./files'),
+        import('./program'),
+      ]);
+      return (program) =>
+        passThrough(
+          program,
+          'files',
+          'list and fetch files inside a delta backup',
+          FILES_USAGE,
+          filesCommand,
+          'xcpb files ls <backupId> --config xcpb.yaml /etc',
+          'xcpb files get <backupId> /etc/hosts /home -o files.tar.gz --config xcpb.yaml',
+        );
+    },
   },
-  sim: {
-    summary: '--scenario <file|demo> [--port N] [--data-dir DIR]  the XAPI simulator',
-    load: async () => (await import('./sim')).simCommand,
-  },
+  restore: { summary: 'restore a VM backup', load: async () => (await import('./restore')).registerRestore },
+  sim: { summary: 'the XAPI simulator', load: async () => (await import('./sim')).registerSim },
   vhd: {
     summary: 'inspect, check and convert VHD files',
-    load: async () => {
-      const { vhdCommand } = await import('./vhd');
-      return (argv) => vhdCommand(argv);
-    },
+    load: async () => (await import('./vhd')).registerVhd,
   },
 };
 
-function usage(): string {
-  const width = Math.max(...Object.keys(commands).map((c) => c.length));
-  return [
-    'usage: xcpb <command> [options]    (xcpb --version)',
-    '',
-    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
-    '',
-    CONNECTION_HELP,
-  ].join('\n');
-}
+export const COMMAND_NAMES = Object.keys(commands);
 
-async function packageVersion(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
+function packageVersion(): string {
   const file = new URL('../package.json', import.meta.url);
-  return (JSON.parse(await readFile(file, 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-/** An unset-up namespace in one line naming `xcpb server setup`, else the error's own message. */
-async function describeFailure(err: unknown): Promise<string> {
-  const { currentTarget } = await import('./connection-flags');
-  const { explainSetupError } = await import('../client/setup-errors');
-  const target = currentTarget();
-  return (target && explainSetupError(err, target.namespace)) || (err as Error).message;
+function program(): Command {
+  return (
+    new Command('xcpb')
+      .description('Backups of XCP-ng / Citrix Hypervisor pools, each run a durable Temporal workflow.')
+      .version(`xcpb ${packageVersion()}`, '-V, --version', 'the version of xcp-backup')
+      .usage('<command> [options]')
+      // A command's flags are its own: `runs show <id> --json` is show's --json, not runs'.
+      .enablePositionalOptions()
+      .showSuggestionAfterError()
+      .showHelpAfterError('(add --help for usage)')
+      .exitOverride()
+      .addHelpText(
+        'after',
+        '\nEvery command has --help with examples. Temporal: --address / TEMPORAL_ADDRESS, --namespace / TEMPORAL_NAMESPACE,\n' +
+          'TLS and API key (--tls-ca, --tls-cert, --tls-key, --api-key-file / TEMPORAL_TLS_*, TEMPORAL_API_KEY),\n' +
+          "else the config file's temporal: section. A new cluster or namespace: xcpb server setup.\n",
+      )
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === '--version' || name === '-V') {
-    process.stdout.write(`xcpb ${await packageVersion()}\n`);
-    return 0;
-  }
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${usage()}\n`);
-    return name ? 0 : 2;
-  }
-  const command = commands[name];
-  if (!command) {
-    process.stderr.write(`xcpb: unknown command "${name}"\n${usage()}\n`);
+  const root = program();
+  const entry = argv[0] !== undefined ? commands[argv[0]] : undefined;
+  if (entry) (await entry.load())(root);
+  else for (const [name, c] of Object.entries(commands)) root.command(name).description(c.summary);
+  // Commander's own refusals (unknown option or command, missing argument) exit 2, help exits 0.
+  root.exitOverride();
+  for (const c of root.commands) inheritSettings(c);
+  if (argv.length === 0) {
+    root.outputHelp({ error: true });
     return 2;
   }
+  process.exitCode = undefined;
   try {
-    return await (await command.load())(rest);
+    await root.parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (
-      err instanceof UsageError ||
-      (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
-    ) {
-      process.stderr.write(`xcpb ${name}: ${(err as Error).message}\n`);
-      return 2;
-    }
-    // `server setup` is the fix itself: its errors are shown as they are.
-    const message = name === 'server' ? (err as Error).message : await describeFailure(err);
-    process.stderr.write(`xcpb ${name}: ${message}\n`);
-    return 1;
+    if (!(err instanceof CommanderError)) throw err;
+    return err.exitCode === 0 ? 0 : 2;
   }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+function inheritSettings(cmd: Command): void {
+  cmd.exitOverride().showSuggestionAfterError().showHelpAfterError('(add --help for usage)');
+  for (const c of cmd.commands) inheritSettings(c);
 }

@@ -1,31 +1,38 @@
 // `xcpb preview <jobId> --config <file> [--json]`: which VMs a run of the job would take now, and
 // why the others are left out. Talks to the pools directly (no Temporal), through the very code
 // the `selectVms` activity runs, so the preview cannot disagree with a run started now.
-import { parseArgs } from 'node:util';
 import { createPoolRegistry } from '../activities/pools';
 import { createVmActivities } from '../activities/vm-activities';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { findJob } from '../core/job-input';
 import type { SelectionResult } from '../core/vm-selection';
-import { bold, dim, orange, printJson, red, UsageError } from './output';
+import { bold, dim, orange, plural, printJson, red } from './output';
+import { type Register, run, withExamples } from './program';
 
 export type Preview = SelectionResult & { missing: string[] };
 
-export async function previewCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { config: { type: 'string' }, json: { type: 'boolean' } },
-  });
-  if (positionals.length !== 1 || !values.config)
-    throw new UsageError('usage: xcpb preview <jobId> --config <file> [--json]');
+export const registerPreview: Register = (program) => {
+  withExamples(
+    program
+      .command('preview')
+      .description(
+        'which VMs a run of the job would take now, and why the others are left out (asks the pools directly)',
+      )
+      .argument('<jobId>', 'a job of the config')
+      .requiredOption('-c, --config <file>', 'the config file')
+      .option('--json', 'as JSON'),
+    'xcpb preview prod-nightly --config examples/config.yaml',
+  ).action(run(preview));
+};
+
+async function preview(jobId: string, values: { config: string; json?: boolean }): Promise<number> {
   const loaded = await loadConfigFile(values.config);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
     return 2;
   }
-  const job = findJob(loaded.config, positionals[0]);
+  const job = findJob(loaded.config, jobId);
   const pools = createPoolRegistry(loaded.config.pools);
   try {
     const preview: Preview = await createVmActivities(pools).selectVms({ vms: job.vms });
@@ -38,7 +45,7 @@ export async function previewCommand(argv: string[]): Promise<number> {
 }
 
 export function formatPreview(jobId: string, p: Preview): string[] {
-  const lines = [bold(`a run of ${jobId} now would back up ${p.selected.length} VMs:`)];
+  const lines = [bold(`a run of ${jobId} now would back up ${plural(p.selected.length, 'VM')}:`)];
   for (const vm of p.selected) lines.push(`  ${vm.name}  ${dim(`${vm.uuid} on ${vm.poolId}`)}`);
   if (p.excluded.length) lines.push(bold(`left out (${p.excluded.length}):`));
   for (const vm of p.excluded)

@@ -2,6 +2,7 @@
 // as a Style, so callers decide (the CLI: only on a TTY without NO_COLOR).
 import type { RunSummary } from '../client/backup-client';
 import { type RunReport, type Status, type StepReport, throughput, type VmReport } from '../core/run-report';
+import { plural } from '../core/words';
 
 export interface Style {
   green(text: string): string;
@@ -88,7 +89,7 @@ export function formatReportTree(report: RunReport, style: Style = plainStyle, n
   const counts = countByStatus(report.vms);
   lines.push(
     style.dim(
-      `${report.vms.length} VMs: ${Object.entries(counts)
+      `${plural(report.vms.length, 'VM')}: ${Object.entries(counts)
         .map(([status, n]) => `${n} ${status}`)
         .join(', ')}`,
     ),

@@ -1,57 +1,51 @@
 // `xcpb restore <backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--new-macs] [--json]`:
 // starts the `restoreVm` workflow on Temporal (TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or --address /
 // --namespace) and waits for it; a worker must serve the pool. Ids of `xcpb backups list`.
-import { parseArgs } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
+import { innermostMessage } from '../client/backup-client';
+import { restoreOutcomeOf } from '../client/run-result';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
-import { parseBackupId } from '../core/restore-backup-id';
+import { formatBackupId, parseBackupId } from '../core/restore-backup-id';
 import { MAIN_QUEUE } from '../core/task-queues';
-import { clientFromFlags, connectionOptions } from './connection-flags';
+import { openRemote } from '../remotes/open-remote';
+import { listVmBackups } from '../remotes/repository';
+import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim, green, printJson, red, UsageError } from './output';
+import { type Register, run, withExamples } from './program';
 
-const USAGE =
-  'usage: xcpb restore <backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--new-macs] [--json]';
+export const registerRestore: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('restore')
+        .description('restore a VM backup onto an SR of a configured pool (a worker must serve the pool)')
+        .argument('<backupId>', '<remoteId>:<vmUuid>/<timestamp>, as `xcpb backups list` prints it')
+        .requiredOption('-c, --config <file>', 'the config file')
+        .requiredOption('--pool <id>', 'the pool to restore onto')
+        .requiredOption('--sr <uuid|name>', 'the SR of that pool')
+        .option('--start', 'start the restored VM')
+        .option('--new-macs', 'new MAC addresses for the VIFs (delta restores)')
+        .option('--json', 'print the result as JSON'),
+    ),
+    'xcpb restore nas:3f2b…/20260115T020000Z --config my.yaml --pool lab --sr "Local storage"',
+    'xcpb restore <backupId> -c my.yaml --pool dr --sr <sr-uuid> --start --new-macs --json',
+  ).action(run(restore));
+};
 
-interface RestoreResult {
-  vmUuid: string;
-  vmName: string;
-  powerState: string;
-  poolId: string;
-  srUuid: string;
-  mode: string;
-  bytes: number;
-  vdis: { uuid: string; nameLabel: string; virtualSize: number; suspend: boolean }[];
-  networks: string[];
+interface RestoreFlags extends ConnectionFlags {
+  config: string;
+  pool: string;
+  sr: string;
+  start?: boolean;
+  newMacs?: boolean;
+  json?: boolean;
 }
 
-/** The innermost message of a failed workflow (the activity's own words). */
-export function failureMessage(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.message) parts.push(e.message);
-  }
-  return parts.at(-1) ?? String(err);
-}
-
-export async function restoreCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      pool: { type: 'string' },
-      sr: { type: 'string' },
-      start: { type: 'boolean' },
-      'new-macs': { type: 'boolean' },
-      json: { type: 'boolean' },
-      ...connectionOptions,
-    },
-  });
-  if (positionals.length !== 1 || !values.config || !values.pool || !values.sr) throw new UsageError(USAGE);
+async function restore(backupId: string, values: RestoreFlags): Promise<number> {
   let backup: ReturnType<typeof parseBackupId>;
   try {
-    backup = parseBackupId(positionals[0]);
+    backup = parseBackupId(backupId);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -65,27 +59,44 @@ export async function restoreCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       `no pool "${values.pool}" in the config (pools: ${config.pools.map((p) => p.id).join(', ')})`,
     );
-  if (!config.remotes.some((r) => r.id === backup.remoteId))
+  const remoteConfig = config.remotes.find((r) => r.id === backup.remoteId);
+  if (!remoteConfig)
     throw new UsageError(
       `no remote "${backup.remoteId}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ')})`,
     );
+  // A well-formed id of no backup is refused here, before any workflow starts.
+  const known = await listVmBackups(openRemote(remoteConfig), backup.vmUuid);
+  if (!known.some((b) => b.basename === backup.basename)) {
+    const newest = known.at(-1);
+    throw new UsageError(
+      `no backup ${backupId} on remote ${backup.remoteId} (${known.length ? `that VM has ${known.length} backups, the newest ${formatBackupId({ ...backup, basename: newest!.basename })}` : 'no backup of that VM there'}; see \`xcpb backups list\`)`,
+    );
+  }
   const client = await clientFromFlags(values, config.temporal);
   const workflowId = `xcpb:restore:${backup.vmUuid}:${backup.basename}:${new Date().toISOString()}`;
   try {
-    if (!values.json) process.stderr.write(dim(`restoring ${positionals[0]} (workflow ${workflowId})…\n`));
-    const result = (await client.workflow.execute('restoreVm', {
+    if (!values.json) process.stderr.write(dim(`restoring ${backupId} (workflow ${workflowId})…\n`));
+    const handle = await client.workflow.start('restoreVm', {
       taskQueue: MAIN_QUEUE,
       workflowId,
       args: [
         {
-          backupId: positionals[0],
+          backupId: backupId,
           poolId: values.pool,
           sr: values.sr,
           start: values.start ?? false,
-          newMacAddresses: values['new-macs'] ?? false,
+          newMacAddresses: values.newMacs ?? false,
         },
       ],
-    })) as RestoreResult;
+    });
+    const outcome = await restoreOutcomeOf(handle);
+    if (!outcome.ok) {
+      const { message, failure } = outcome;
+      if (values.json) printJson({ workflowId, error: message, failedIn: failure.failedIn });
+      else process.stderr.write(`${red('restore failed')} (${failure.failedIn}): ${message}\n`);
+      return 1;
+    }
+    const result = outcome.result;
     if (values.json) printJson({ workflowId, ...result });
     else {
       process.stdout.write(
@@ -97,7 +108,7 @@ export async function restoreCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
-    const message = err instanceof WorkflowFailedError ? failureMessage(err) : (err as Error).message;
+    const message = err instanceof WorkflowFailedError ? innermostMessage(err) : (err as Error).message;
     if (values.json) printJson({ workflowId, error: message });
     else process.stderr.write(`${red('restore failed')}: ${message}\n`);
     return 1;

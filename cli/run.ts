@@ -1,72 +1,94 @@
 // `xcpb run <jobId> --config <file> [--schedule <id>] [--no-wait] [--json]`: a run of a job now,
 // followed VM by VM until it ends, then its report. Exit 1 when a VM failed (or the run did).
-import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { getRunState, RunInFlightError, type RunState, startBackupJob } from '../client/backup-client';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import type { RunReport } from '../core/run-report';
-import { clientFromFlags, connectionOptions } from './connection-flags';
-import { bold, dim, green, orange, printJson, red, UsageError } from './output';
+import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
+import { bold, dim, green, orange, printJson, red } from './output';
+import { type Register, run, withExamples } from './program';
 import { formatProgress, formatReportTree, plainStyle, type Style } from './report-format';
 
 const POLL_MS = 1_000;
-const USAGE = 'usage: xcpb run <jobId> --config <file> [--schedule <id>] [--no-wait] [--json]';
 
 export const terminalStyle: Style = { green, red, orange, dim, bold };
 
-export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      schedule: { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      json: { type: 'boolean' },
-      ...connectionOptions,
-    },
-  });
-  if (positionals.length !== 1 || !values.config) throw new UsageError(USAGE);
-  const loaded = await loadConfigFile(values.config);
+interface RunFlags extends ConnectionFlags {
+  config: string;
+  schedule?: string;
+  wait: boolean;
+  json?: boolean;
+}
+
+export const registerRun: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('run')
+        .description(
+          'start a run of a job now (as its schedule would) and follow it VM by VM; exit 1 when a VM failed',
+        )
+        .argument('<jobId>', 'a job of the config')
+        .requiredOption('-c, --config <file>', 'the config file')
+        .option('--schedule <id>', "whose retention applies (default: the job's first schedule)")
+        .option('--no-wait', 'print the workflow id and return')
+        .option('--json', 'print only the final report, as JSON'),
+    ),
+    'xcpb run prod-nightly --config examples/config.yaml',
+    'xcpb run prod-nightly -c my.yaml --schedule weekly --json > report.json',
+    'xcpb run prod-nightly -c my.yaml --no-wait   # then: xcpb runs show <id> --follow',
+  ).action(run(runJob));
+};
+
+async function runJob(jobId: string, o: RunFlags): Promise<number> {
+  const loaded = await loadConfigFile(o.config);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
     return 2;
   }
-  const client = await clientFromFlags(values, loaded.config.temporal);
+  const client = await clientFromFlags(o, loaded.config.temporal);
   try {
     let workflowId: string;
     try {
-      const handle = await startBackupJob(client, {
-        config: loaded.config,
-        jobId: positionals[0],
-        scheduleId: values.schedule,
-      });
+      const handle = await startBackupJob(client, { config: loaded.config, jobId, scheduleId: o.schedule });
       workflowId = handle.workflowId;
     } catch (err) {
       if (!(err instanceof RunInFlightError)) throw err;
       process.stderr.write(`xcpb run: refused: ${err.message}\n`);
       return 1;
     }
-    if (values['no-wait']) {
+    if (!o.wait) {
       process.stdout.write(`${workflowId}\n`);
       return 0;
     }
     process.stderr.write(`started ${workflowId}\n`);
-    // Ctrl-C stops following, not the run: it is durable.
-    process.once('SIGINT', () => {
-      process.stderr.write(
-        `\nstopped following; the run goes on. Cancel it with \`xcpb cancel ${workflowId}\`\n`,
-      );
-      process.exit(130);
-    });
-    const { report } = await followRun(client, workflowId, progressPrinter(process.stderr));
-    if (values.json) printJson(report);
-    else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
-    return runFailed(report) ? 1 : 0;
+    return await followAndPrint(client, workflowId, { json: o.json });
   } finally {
     await client.connection.close();
   }
+}
+
+/**
+ * Follows a run until it ends (progress on stderr), then prints its report; exit 1 when it failed.
+ * Ctrl-C stops following, not the run: it is durable, and `xcpb runs show <id> --follow` resumes.
+ */
+export async function followAndPrint(
+  client: Client,
+  workflowId: string,
+  o: { json?: boolean },
+): Promise<number> {
+  process.once('SIGINT', () => {
+    process.stderr.write(
+      `\nstopped following; the run goes on. Follow it again with \`xcpb runs show ${workflowId} --follow\`, ` +
+        `cancel it with \`xcpb cancel ${workflowId}\`\n`,
+    );
+    process.exit(130);
+  });
+  const { report } = await followRun(client, workflowId, progressPrinter(process.stderr));
+  if (o.json) printJson(report);
+  else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
+  return runFailed(report) ? 1 : 0;
 }
 
 /** A run failed when it did as a whole (cancelled, VM selection failed) or any of its VMs did. */

@@ -1,87 +1,114 @@
 // `xcpb runs [--job <id>] [--limit N] [--json]`: recent runs.
-// `xcpb runs show <workflowId> [--json]`: one run's report tree.
+// `xcpb runs show <workflowId> [--json] [--follow]`: one run's report tree; --follow follows a
+// running run to its end (again after a Ctrl-C).
 // `xcpb cancel <workflowId> [--wait]`: stop a run; its VMs still clean up their snapshots.
-import { parseArgs } from 'node:util';
 import { cancelRun, getRunReport, getRunState, listRuns } from '../client/backup-client';
-import type { ConnectionFlags } from '../client/connect';
-import { clientFromFlags, connectionOptions, temporalSectionOf } from './connection-flags';
-import { printJson, UsageError } from './output';
+import {
+  type ConnectionFlags,
+  clientFromFlags,
+  temporalSectionOf,
+  withConnectionOptions,
+} from './connection-flags';
+import { printJson } from './output';
+import { positiveInt, type Register, run, withExamples } from './program';
 import { formatReportTree, formatRunsTable } from './report-format';
-import { terminalStyle } from './run';
+import { followAndPrint, terminalStyle } from './run';
 
-export async function runsCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      job: { type: 'string' },
-      limit: { type: 'string' },
-      json: { type: 'boolean' },
-      ...connectionOptions,
-      config: { type: 'string' },
-    },
-  });
-  if (positionals[0] === 'show') return showRun(positionals.slice(1), values);
-  if (positionals.length > 0)
-    throw new UsageError(
-      'usage: xcpb runs [--job <id>] [--limit N] [--json] | runs show <workflowId> [--json]',
-    );
-  const limit = values.limit === undefined ? 20 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new UsageError(`--limit must be a positive integer, got ${values.limit}`);
-  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
-  try {
-    const runs = await listRuns(client, { jobId: values.job, limit });
-    if (values.json) printJson(runs);
-    else process.stdout.write(`${formatRunsTable(runs, terminalStyle)}\n`);
-    return 0;
-  } finally {
-    await client.connection.close();
-  }
-}
+export const registerRuns: Register = (program) => {
+  const runs = withExamples(
+    withConnectionOptions(
+      program
+        .command('runs')
+        .description('recent runs of backup jobs, newest first (Temporal visibility)')
+        .option('--job <id>', 'only the runs of this job')
+        .option('--limit <n>', 'at most this many', positiveInt, 20)
+        .option('--json', 'as JSON')
+        .option('-c, --config <file>', "take the Temporal connection from this config's temporal: section"),
+    ),
+    'xcpb runs',
+    'xcpb runs --job prod-nightly --limit 5',
+    'xcpb runs show xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
+  ).action(
+    run(async (o: ConnectionFlags & { job?: string; limit: number; json?: boolean; config?: string }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+      try {
+        const list = await listRuns(client, { jobId: o.job, limit: o.limit });
+        if (o.json) printJson(list);
+        else process.stdout.write(`${formatRunsTable(list, terminalStyle)}\n`);
+        return 0;
+      } finally {
+        await client.connection.close();
+      }
+    }),
+  );
+  withExamples(
+    withConnectionOptions(
+      runs
+        .command('show')
+        .description("one run's report: job → VM → steps, with bytes, throughput and errors")
+        .argument('<workflowId>', 'as `xcpb runs` lists it')
+        .option('--json', 'as JSON')
+        .option('-f, --follow', 'follow a running run until it ends (exit 1 when it failed)')
+        .option('-c, --config <file>', "take the Temporal connection from this config's temporal: section"),
+    ),
+    'xcpb runs show xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
+    'xcpb runs show <workflowId> --follow',
+    'xcpb runs show <workflowId> --json | jq .vms[].status',
+  ).action(
+    run(
+      async (
+        workflowId: string,
+        o: ConnectionFlags & { json?: boolean; follow?: boolean; config?: string },
+      ) => {
+        const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+        try {
+          if (o.follow) return await followAndPrint(client, workflowId, { json: o.json });
+          const report = await getRunReport(client, workflowId, { liveBytes: true });
+          if (o.json) printJson(report);
+          else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
+          return 0;
+        } finally {
+          await client.connection.close();
+        }
+      },
+    ),
+  );
+};
 
-async function showRun(
-  positionals: string[],
-  values: { json?: boolean; config?: string } & ConnectionFlags,
-): Promise<number> {
-  if (positionals.length !== 1) throw new UsageError('usage: xcpb runs show <workflowId> [--json]');
-  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
-  try {
-    const report = await getRunReport(client, positionals[0], { liveBytes: true });
-    if (values.json) printJson(report);
-    else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
-    return 0;
-  } finally {
-    await client.connection.close();
-  }
-}
-
-export async function cancelCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { wait: { type: 'boolean' }, config: { type: 'string' }, ...connectionOptions },
-  });
-  if (positionals.length !== 1) throw new UsageError('usage: xcpb cancel <workflowId> [--wait]');
-  const [workflowId] = positionals;
-  const client = await clientFromFlags(values, await temporalSectionOf(values.config));
-  try {
-    await cancelRun(client, workflowId);
-    if (!values.wait) {
-      process.stdout.write(
-        `cancel requested for ${workflowId}; its VMs delete their snapshots before it ends ` +
-          `(\`xcpb runs show ${workflowId}\`)\n`,
-      );
-      return 0;
-    }
-    await client.workflow
-      .getHandle(workflowId)
-      .result()
-      .catch(() => undefined);
-    const state = await getRunState(client, workflowId);
-    process.stdout.write(`${workflowId} ${state.temporalStatus.toLowerCase()}\n`);
-    return 0;
-  } finally {
-    await client.connection.close();
-  }
-}
+export const registerCancel: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('cancel')
+        .description('cancel a run; each of its VMs still deletes its snapshot and releases its locks')
+        .argument('<workflowId>', 'the run, as `xcpb runs` lists it')
+        .option('--wait', 'wait until the run has ended')
+        .option('-c, --config <file>', "take the Temporal connection from this config's temporal: section"),
+    ),
+    'xcpb cancel xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
+    'xcpb cancel <workflowId> --wait',
+  ).action(
+    run(async (workflowId: string, o: ConnectionFlags & { wait?: boolean; config?: string }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+      try {
+        await cancelRun(client, workflowId);
+        if (!o.wait) {
+          process.stdout.write(
+            `cancel requested for ${workflowId}; its VMs delete their snapshots before it ends ` +
+              `(\`xcpb runs show ${workflowId} --follow\`)\n`,
+          );
+          return 0;
+        }
+        await client.workflow
+          .getHandle(workflowId)
+          .result()
+          .catch(() => undefined); // waiting only: the state below says how it ended
+        const state = await getRunState(client, workflowId);
+        process.stdout.write(`${workflowId} ${state.temporalStatus.toLowerCase()}\n`);
+        return 0;
+      } finally {
+        await client.connection.close();
+      }
+    }),
+  );
+};

@@ -1,6 +1,5 @@
 // `xcpb server install | start | stop | status`: the Temporal dev server for local use.
 // `xcpb server setup`: prepares any Temporal cluster or namespace (server/cluster-setup.ts).
-import { parseArgs } from 'node:util';
 import type { Connection } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import { setupCluster } from '../server/cluster-setup';
@@ -12,51 +11,65 @@ import {
 } from '../server/dev-server';
 import { ensureTemporalCli } from '../server/temporal-cli';
 import { ensureTemporalServer } from '../server/temporal-server';
-import { connectionOptions, targetFromFlags, temporalSectionOf } from './connection-flags';
-import { UsageError } from './output';
+import {
+  type ConnectionFlags,
+  targetFromFlags,
+  temporalSectionOf,
+  withConnectionOptions,
+} from './connection-flags';
+import { positiveInt, type Register, run, withExamples } from './program';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-export async function serverCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      port: { type: 'string' },
-      config: { type: 'string' },
-      cluster: { type: 'boolean' },
-      ...connectionOptions,
-    },
-  });
-  const dir = stateDir();
-  switch (sub) {
-    case 'install': {
-      const cli = await ensureTemporalCli(log);
-      process.stdout.write(`${cli}\n`);
-      if (values.cluster) {
+export const registerServer: Register = (program) => {
+  const server = withExamples(
+    program
+      .command('server')
+      .description(
+        'the Temporal dev server for local use (state in ~/.local/state/xcpb); setup prepares any cluster',
+      ),
+    'xcpb server install',
+    'xcpb server start --port 7233',
+    'xcpb server status',
+    'xcpb server setup --namespace backups',
+  );
+  withExamples(
+    server
+      .command('install')
+      .description('build or find the pinned Temporal CLI; prints its path')
+      .option('--cluster', 'also the Temporal server and its SQL tool (test/cluster, benchmarks)'),
+    'xcpb server install',
+    'xcpb server install --cluster',
+  ).action(
+    run(async (o: { cluster?: boolean }) => {
+      process.stdout.write(`${await ensureTemporalCli(log)}\n`);
+      if (o.cluster) {
         const bins = await ensureTemporalServer(log);
         process.stdout.write(`${bins.server}\n${bins.sql}\n${bins.postgresSchema}\n`);
       }
       return 0;
-    }
-    case 'start': {
-      const cli = await ensureTemporalCli(log);
-      const port = values.port ? Number(values.port) : 7233;
-      const info = await startDetachedDevServer(cli, dir, port);
-      process.stdout.write(
-        `${info.alreadyRunning ? 'already running' : 'started'} (pid ${info.pid}, state in ${dir})\n` +
-          `Temporal: ${info.address}\nWeb UI:   ${info.uiUrl}\n`,
-      );
-      return 0;
-    }
-    case 'setup': {
-      const target = await targetFromFlags(values, await temporalSectionOf(values.config));
+    }),
+  );
+  withExamples(
+    withConnectionOptions(
+      server
+        .command('setup')
+        .description(
+          'prepare any Temporal cluster or namespace: the namespace (30 days of retention) and the search attributes; idempotent',
+        )
+        .option('-c, --config <file>', "take the Temporal connection from this config's temporal: section"),
+    ),
+    'xcpb server setup --namespace backups',
+    'xcpb server setup --address temporal.example.org:7233 --tls-ca ca.pem --tls-cert c.pem --tls-key c.key',
+    'xcpb server setup --config /etc/xcpb/config.yaml',
+  ).action(
+    run(async (o: ConnectionFlags & { config?: string }) => {
+      const target = await targetFromFlags(o, await temporalSectionOf(o.config));
       const client = await connectClient(target);
-      const connection = client.connection as Connection;
       try {
         process.stdout.write(`setting up ${target.namespace} on ${target.address}\n`);
         await setupCluster({
-          connection,
+          connection: client.connection as Connection,
           namespace: target.namespace,
           log: (line) => process.stdout.write(`  ${line}\n`),
         });
@@ -65,22 +78,46 @@ export async function serverCommand(argv: string[]): Promise<number> {
       } finally {
         await client.connection.close();
       }
-    }
-    case 'stop': {
-      const stopped = await stopDetachedDevServer(dir);
+    }),
+  );
+  withExamples(
+    server
+      .command('start')
+      .description('start the dev server in the background (kept across runs)')
+      .option('--port <n>', 'frontend port (the Web UI is on port + 1000)', positiveInt, 7233),
+    'xcpb server start',
+    'xcpb server start --port 7300',
+  ).action(
+    run(async (o: { port: number }) => {
+      const dir = stateDir();
+      const info = await startDetachedDevServer(await ensureTemporalCli(log), dir, o.port);
+      process.stdout.write(
+        `${info.alreadyRunning ? 'already running' : 'started'} (pid ${info.pid}, state in ${dir})\n` +
+          `Temporal: ${info.address}\nWeb UI:   ${info.uiUrl}\n`,
+      );
+      return 0;
+    }),
+  );
+  withExamples(
+    server.command('stop').description('stop the dev server started by `server start`'),
+    'xcpb server stop',
+  ).action(
+    run(async () => {
+      const stopped = await stopDetachedDevServer(stateDir());
       process.stdout.write(stopped ? `stopped (pid ${stopped.pid})\n` : 'not running\n');
       return 0;
-    }
-    case 'status': {
-      const running = await findRunningDevServer(dir);
+    }),
+  );
+  withExamples(
+    server.command('status').description('is the dev server running (exit 1 when not)'),
+    'xcpb server status',
+  ).action(
+    run(async () => {
+      const running = await findRunningDevServer(stateDir());
       process.stdout.write(
         running ? `running: ${running.address}, Web UI ${running.uiUrl}\n` : 'not running\n',
       );
       return running ? 0 : 1;
-    }
-    default:
-      throw new UsageError(
-        'usage: xcpb server install [--cluster] | start [--port N] | stop | status | setup [--namespace X] [--config <file>] [connection flags]',
-      );
-  }
-}
+    }),
+  );
+};

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startSimulator } from '../simulator/index';
+import { passThrough, type Register } from './program';
 
 export interface SimCliIo {
   out(text: string): void;
@@ -85,3 +86,15 @@ export async function simCommand(
   await sim.close();
   return 0;
 }
+
+export const registerSim: Register = (program) => {
+  passThrough(
+    program,
+    'sim',
+    'simulated XCP-ng pools (XAPI, disk transfers, control API at /_sim/) until Ctrl-C',
+    USAGE,
+    (argv) => simCommand(argv),
+    'xcpb sim --scenario demo --port 9580',
+    'xcpb sim --scenario my-pools.yaml --data-dir /var/tmp/sim',
+  );
+};

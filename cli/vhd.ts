@@ -17,6 +17,7 @@ import {
   VhdError,
   writeRawFile,
 } from '../formats/vhd';
+import { passThrough, type Register } from './program';
 
 export interface CliIo {
   out(text: string): void;
@@ -258,3 +259,16 @@ async function merge(args: string[], io: CliIo): Promise<number> {
   io.out(`${child}: merged into its parent\n`);
   return 0;
 }
+
+export const registerVhd: Register = (program) => {
+  passThrough(
+    program,
+    'vhd',
+    'inspect, check and convert VHD files',
+    USAGE,
+    (argv) => vhdCommand(argv),
+    'xcpb vhd info disk.vhd --json',
+    'xcpb vhd check 20260115T020000Z.vhd',
+    'xcpb vhd to-raw tip.vhd disk.raw',
+  );
+};

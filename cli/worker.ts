@@ -1,9 +1,9 @@
 // `xcpb worker --config <file>`: the main worker and the per-pool workers in one process, until
 // SIGTERM / SIGINT (graceful: running activities finish or are handed back). Before polling, it
 // checks what would otherwise fail later or silently: the --pool ids exist, every served pool's
-// secret resolves, no other live worker serves one of its pools (exit 2 for each), and it logs in to
-// each pool (a failed login is one line; the pool is still served, its tasks retry the login).
-import { parseArgs } from 'node:util';
+// secret resolves, no other live worker serves one of its pools (exit 2 for each), the namespace has
+// the search attributes, and it logs in to each pool (a failed login is one line; the pool is still
+// served, its tasks retry the login).
 import { createPoolRegistry } from '../activities/pools';
 import { loadConfigFile } from '../config/load';
 import { resolveSecret } from '../config/secrets';
@@ -15,24 +15,33 @@ import { ProductMetrics, serveMetrics } from '../workers/metrics';
 import { currentOwner, describeOwner } from '../workers/pool-ownership';
 import { installRuntime } from '../workers/runtime';
 import { connectWorkers, createWorkerSet } from '../workers/workers';
-import { connectionOptions, targetFromFlags } from './connection-flags';
-import { UsageError } from './output';
+import { type ConnectionFlags, targetFromFlags, withConnectionOptions } from './connection-flags';
+import { type Register, run, withExamples } from './program';
 
 const LOGIN_TIMEOUT_MS = 20_000;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
-export async function workerCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      pool: { type: 'string', multiple: true },
-      metrics: { type: 'string' },
-      ...connectionOptions,
-    },
-  });
-  if (!values.config)
-    throw new UsageError('usage: xcpb worker --config <file> [--pool <id> ...] [--metrics host:port]');
+export const registerWorker: Register = (program) => {
+  withExamples(
+    withConnectionOptions(
+      program
+        .command('worker')
+        .description(
+          'the main worker and the per-pool workers in one process, until SIGTERM / Ctrl-C (graceful)',
+        )
+        .requiredOption('-c, --config <file>', 'the config file (pools, remotes; secrets by reference)')
+        .option('--pool <id...>', "serve only these pools' task queues (one worker process per pool)")
+        .option('--metrics <host:port>', 'serve Prometheus metrics (product and Temporal SDK) at /metrics'),
+    ),
+    'xcpb worker --config /etc/xcpb/prod.yaml',
+    'xcpb worker -c prod.yaml --pool lab --pool dr',
+    'xcpb worker -c prod.yaml --metrics 0.0.0.0:9464',
+  ).action(run(worker));
+};
+
+async function worker(
+  values: ConnectionFlags & { config: string; pool?: string[]; metrics?: string },
+): Promise<number> {
   const loaded = await loadConfigFile(values.config);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);

@@ -5,6 +5,7 @@ import {
   ScheduleNotFoundError,
   type WorkflowExecutionDescription,
   type WorkflowExecutionStatusName,
+  WorkflowFailedError,
   type WorkflowHandle,
   WorkflowNotFoundError,
 } from '@temporalio/client';
@@ -20,6 +21,7 @@ import type { RunReport, StepReport, VmReport } from '../core/run-report';
 import { SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { backupJob } from '../workflows/backup-job';
+import { runReportOf } from './run-result';
 
 const REPORT_QUERY = 'report';
 /** A query needs a worker; without one it would wait for the RPC's own (long) deadline. */
@@ -147,11 +149,25 @@ export async function getRunState(
   o: ReadRunOptions = {},
 ): Promise<RunState> {
   const handle = client.workflow.getHandle(workflowId);
-  const description = await handle.describe();
+  let description: WorkflowExecutionDescription;
+  try {
+    description = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new Error(`no run with id ${workflowId}`);
+    throw err;
+  }
   const temporalStatus = description.status.name;
   const closed = temporalStatus !== 'RUNNING';
-  if (temporalStatus === 'COMPLETED') {
-    return { workflowId, temporalStatus, closed, report: (await handle.result()) as RunReport };
+  if (temporalStatus === 'COMPLETED' || temporalStatus === 'FAILED') {
+    try {
+      return { workflowId, temporalStatus, closed, report: await runReportOf(handle) };
+    } catch (err) {
+      // Failed without a report: it never got to run (e.g. its input broke the start contract).
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      const report = reportFromDescription(description);
+      report.reason = innermostMessage(err);
+      return { workflowId, temporalStatus, closed, report };
+    }
   }
   let report: RunReport;
   try {
@@ -218,6 +234,15 @@ async function fillLiveBytes(client: Client, childId: string, steps: StepReport[
 
 function withQueryDeadline<T>(client: Client, fn: () => Promise<T>): Promise<T> {
   return client.withDeadline(Date.now() + QUERY_DEADLINE_MS, fn);
+}
+
+/** The innermost message of a failure chain (the activity's or the validation's own words). */
+export function innermostMessage(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.message) parts.push(e.message);
+  }
+  return parts.at(-1) ?? String(err);
 }
 
 /** What visibility alone says about a run no worker could answer for. */
@@ -287,7 +312,7 @@ export async function listRuns(client: Client, o: ListRunsOptions = {}): Promise
  */
 export async function cancelRun(client: Client, workflowId: string): Promise<void> {
   const status = await statusOf(client, workflowId);
-  if (!status) throw new Error(`no run ${workflowId}`);
+  if (!status) throw new Error(`no run with id ${workflowId}`);
   if (status !== 'RUNNING') throw new Error(`run ${workflowId} already ended (${status.toLowerCase()})`);
   await client.workflow.getHandle(workflowId).cancel();
 }

@@ -1,17 +1,13 @@
 // What a run of a job receives: the job definition and the schedule's settings, by ids only. Pools
 // and remotes are referenced by id; credentials stay in the worker's config, never in history.
+// Its shape and defaults are the start contract (core/start-contract.ts).
 import type { Config, JobConfig, ScheduleConfig } from './config/schema';
+import type { BackupJobInput } from './start-contract';
+
+export type { BackupJobInput, BackupJobStartInput } from './start-contract';
 
 export const MAIN_TASK_QUEUE = 'xcpb';
 export const BACKUP_JOB_WORKFLOW = 'backupJob';
-
-export interface BackupJobInput {
-  job: Omit<JobConfig, 'schedules'>;
-  scheduleId?: string; // undefined for a manual run without a schedule
-  retention: ScheduleConfig['retention'];
-  timezone: string;
-  healthCheck?: ScheduleConfig['healthCheck'];
-}
 
 export function scheduleWorkflowId(jobId: string, scheduleId: string): string {
   return `xcpb:${jobId}:${scheduleId}`;
@@ -39,4 +35,12 @@ export function findJob(config: Config, jobId: string): JobConfig {
     throw new Error(`unknown job "${jobId}" (jobs in the config: ${known})`);
   }
   return job;
+}
+
+/**
+ * The id of a job's run guard: a workflow that exists while a run of the job is in flight (one
+ * workflow id can be running only once: Temporal decides which run holds the job).
+ */
+export function jobGuardWorkflowId(jobId: string): string {
+  return `xcpb:${jobId}:run-guard`;
 }

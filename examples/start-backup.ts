@@ -10,6 +10,7 @@ import {
   loadConfigFile,
   RunInFlightError,
   resolveTarget,
+  runReportOf,
   startBackupJob,
 } from '../index';
 
@@ -25,8 +26,9 @@ const client = await connectClient(resolveTarget({ config: loaded.config.tempora
 try {
   const handle = await startBackupJob(client, { config: loaded.config, jobId });
   console.log(`started ${handle.workflowId}`);
-  await handle.result().catch(() => undefined); // a failed or cancelled run still has a report
-  const report = await getRunReport(client, handle.workflowId);
+  // Completed or Failed, the run's report (from the result or the failure's details); a
+  // cancelled run's report as it stood: getRunReport(client, handle.workflowId).
+  const report = await runReportOf(handle).catch(() => getRunReport(client, handle.workflowId));
   console.log(formatReportTree(report));
   process.exitCode = report.status === 'failure' ? 1 : 0;
 } catch (err) {

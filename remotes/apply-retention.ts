@@ -29,6 +29,12 @@ export interface ApplyRetentionDeps {
    * called again with the same child. (formats/vhd `mergeVhdIntoParent`.)
    */
   mergeVhdIntoParent(childLocalPath: string): Promise<void>;
+  /**
+   * Finishes the merges left unfinished in a chain folder (by a killed run, or by Xen Orchestra,
+   * whose merge state files are the same), before anything is decided. (formats/vhd
+   * `finishInterruptedMerges`.)
+   */
+  finishInterruptedMerges?(chainLocalDir: string): Promise<unknown>;
   /** The parent of a VHD as a path relative to the remote root, or null for a full (dynamic) VHD. */
   readVhdParent(remote: Remote, vhdPath: string): Promise<string | null>;
 }
@@ -69,6 +75,25 @@ export async function readVhdLinks(
   return links;
 }
 
+/** The VM's chain folders (`vdis/<job>/<vdi>`), relative to the remote root. */
+async function chainDirs(remote: Remote, vmUuid: string): Promise<string[]> {
+  const vmDir = vmBackupDir(vmUuid);
+  const dirs: string[] = [];
+  for (const job of await listNames(remote, `${vmDir}/vdis`))
+    for (const vdi of await listNames(remote, `${vmDir}/vdis/${job}`))
+      dirs.push(`${vmDir}/vdis/${job}/${vdi}`);
+  return dirs;
+}
+
+const listNames = (remote: Remote, dir: string) =>
+  remote.list(dir).then(
+    (names) => names.filter((n) => !n.startsWith('.')),
+    (error) => {
+      if (isRemoteError(error, 'ENOENT') || isRemoteError(error, 'ENOTDIR')) return [] as string[];
+      throw error;
+    },
+  );
+
 function relativeToVmDir(vmDir: string, path: string): string {
   // A parent outside the VM folder cannot be ours to merge; keep it absolute-ish so it is "missing".
   return path.startsWith(`${vmDir}/`) ? path.slice(vmDir.length + 1) : `../${path}`;
@@ -92,6 +117,12 @@ export async function applyRetention(
   deps: ApplyRetentionDeps,
   options: { dryRun?: boolean } = {},
 ): Promise<RetentionReport> {
+  if (deps.finishInterruptedMerges && !options.dryRun) {
+    for (const dir of await chainDirs(remote, vmUuid)) {
+      const local = remote.localPath(dir);
+      if (local) await deps.finishInterruptedMerges(local);
+    }
+  }
   const entries = await listVmBackups(remote, vmUuid, { readVhdParent: deps.readVhdParent });
   const byId = new Map(entries.map((e) => [e.id, e]));
   const withMetadata = entries.filter((e) => e.status !== 'partial');

@@ -1,13 +1,27 @@
-// One writer per VM folder on a remote: two runs must never write (or merge) the same VM's chains at
-// once. A lock file created exclusively, holding who took it and when; a holder that stops refreshing
-// it for longer than `staleAfterMs` is presumed dead and the lock can be taken over. The same owner
-// (a retried activity of the same run on another worker) takes its own lock back at once.
+// One writer per VM folder on a remote: two runs (of xcp-backup, or of Xen Orchestra) must never
+// write (or merge) the same VM's chains at once. Two files make the lock:
 //
-// Not interlocked with Xen Orchestra's own lock (a `proper-lockfile` folder `<vmUuid>.lock`): do not
-// point XO and xcp-backup at the same VM folder at the same time.
+// - our owner record `<vmUuid>.xcpb-lock.json`, created exclusively, saying which run holds the
+//   folder: the same owner (a retried activity of the same run, on another worker) takes its own
+//   lock back at once; and
+// - Xen Orchestra's own lock, taken the way XO takes it on file remotes (proper-lockfile on the VM
+//   folder): the directory `<vmDir>.lock`, created by mkdir, alive while its mtime is younger than
+//   10 s (proper-lockfile's default `stale`, which XO keeps; XO refreshes it every 5 s from the
+//   process that holds it). Our run spans activities on several processes, so instead of a timer in
+//   one process we keep the directory's mtime pushed ahead, to `refreshedAt + staleAfterMs - 10 s`:
+//   XO, and our own check, see it alive until exactly when our owner record goes stale. A holder
+//   that stops refreshing for longer than `staleAfterMs` is presumed dead by both tools.
 import { randomBytes } from 'node:crypto';
+import { mkdir, realpath, rmdir, stat, utimes } from 'node:fs/promises';
 import { vmBackupDir } from './backup-paths';
 import { isRemoteError, type Remote } from './remote';
+
+/** proper-lockfile's default staleness, which Xen Orchestra's file remotes use for their VM locks. */
+export const XO_LOCK_STALE_MS = 10_000;
+/** How long a VM lock lives without a refresh, unless the worker is told otherwise. */
+export const DEFAULT_VM_LOCK_STALE_MS = 5 * 60_000;
+/** The holder refreshes this often: several refreshes may fail or be late before the lock goes stale. */
+export const vmLockRefreshMs = (staleAfterMs: number): number => Math.max(200, Math.floor(staleAfterMs / 5));
 
 export interface VmLockContent {
   owner: string;
@@ -25,20 +39,24 @@ export interface VmLock {
   release(): Promise<void>;
 }
 
+/** Who holds a VM folder: one of our runs, Xen Orchestra (its lock folder), or an unreadable record. */
+export type VmLockHolder = VmLockContent | { xo: string; ageMs: number } | undefined;
+
+function describeHolder(holder: VmLockHolder): string {
+  if (!holder) return 'an unreadable lock';
+  if ('xo' in holder)
+    return `Xen Orchestra or another tool using its lock folder ${holder.xo} (refreshed ${Math.round(holder.ageMs / 1000)} s ago)`;
+  return `${JSON.stringify(holder.owner)} since ${new Date(holder.acquiredAt).toISOString()}`;
+}
+
 export class VmLockedError extends Error {
   override readonly name = 'VmLockedError';
   constructor(
     readonly remoteId: string,
     readonly vmUuid: string,
-    readonly holder: VmLockContent | undefined,
+    readonly holder: VmLockHolder,
   ) {
-    super(
-      `remote ${JSON.stringify(remoteId)}: VM ${vmUuid} is locked by ${
-        holder
-          ? `${JSON.stringify(holder.owner)} since ${new Date(holder.acquiredAt).toISOString()}`
-          : 'an unreadable lock'
-      }`,
-    );
+    super(`remote ${JSON.stringify(remoteId)}: VM ${vmUuid} is locked by ${describeHolder(holder)}`);
   }
 }
 
@@ -51,11 +69,88 @@ export interface VmLockOptions {
 
 export const vmLockPath = (vmUuid: string): string => `${vmBackupDir(vmUuid)}.xcpb-lock.json`;
 
+/** Xen Orchestra's lock folder of a VM (proper-lockfile: `<realpath of the VM folder>.lock`), if the remote is a filesystem. */
+async function xoLockDir(remote: Remote, vmUuid: string): Promise<string | undefined> {
+  const dir = remote.localPath(vmBackupDir(vmUuid));
+  if (!dir) return undefined; // object stores: XO takes no lock there either
+  await mkdir(dir, { recursive: true });
+  return `${await realpath(dir)}.lock`;
+}
+
+/** Keeps the lock folder alive (in XO's eyes: mtime within XO_LOCK_STALE_MS of now) until `until`. */
+const pushAhead = (dir: string, until: number) => {
+  const t = new Date(until - XO_LOCK_STALE_MS);
+  return utimes(dir, t, t);
+};
+
+/** Takes the lock folder as proper-lockfile does (mkdir; a stale one is removed once); its age when held by someone else. */
+async function takeXoLock(dir: string, until: number, now: number): Promise<{ ageMs: number } | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await mkdir(dir);
+      await pushAhead(dir, until);
+      return undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const mtime = await stat(dir).then(
+      (s) => s.mtimeMs,
+      () => undefined,
+    );
+    if (mtime === undefined) continue; // released meanwhile
+    if (mtime >= now - XO_LOCK_STALE_MS || attempt > 0) return { ageMs: Math.max(0, now - mtime) };
+    await rmdir(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+}
+
+/**
+ * Refreshes the owner record. On a filesystem only its mtime is set, which fails on a removed file:
+ * a refresh racing with the release cannot bring the lock back. Elsewhere it is rewritten.
+ */
+async function touchRecord(
+  remote: Remote,
+  path: string,
+  record: VmLockContent,
+  at: number,
+): Promise<boolean> {
+  const local = remote.localPath(path);
+  if (!local) {
+    await remote.writeFileAtomic(
+      path,
+      JSON.stringify({ ...record, refreshedAt: at } satisfies VmLockContent),
+    );
+    return true;
+  }
+  const t = new Date(at);
+  return utimes(local, t, t).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return false;
+      throw e;
+    },
+  );
+}
+
+/** Pushes XO's lock folder ahead if it is still there (never recreates it: see touchRecord). */
+const pushAheadIfThere = (dir: string, until: number) =>
+  pushAhead(dir, until).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+
+const removeXoLock = (dir: string) =>
+  rmdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+
+/** The owner record, its `refreshedAt` being the latest of its content and its mtime (refreshes touch it). */
 async function readLock(remote: Remote, path: string): Promise<VmLockContent | 'missing' | 'unreadable'> {
   try {
     const content = JSON.parse((await remote.readFile(path)).toString()) as VmLockContent;
     if (typeof content.owner !== 'string' || typeof content.refreshedAt !== 'number') return 'unreadable';
-    return content;
+    const { mtimeMs } = await remote.stat(path);
+    return { ...content, refreshedAt: Math.max(content.refreshedAt, Math.floor(mtimeMs)) };
   } catch (error) {
     if (isRemoteError(error, 'ENOENT')) return 'missing';
     if (error instanceof SyntaxError) return 'unreadable';
@@ -73,30 +168,55 @@ export async function acquireVmLock(
   const path = vmLockPath(vmUuid);
   const token = randomBytes(8).toString('hex');
   const acquiredAt = now();
-  const content = (): string =>
-    JSON.stringify({ owner, token, acquiredAt, refreshedAt: now() } satisfies VmLockContent);
+  const record = (): VmLockContent => ({ owner, token, acquiredAt, refreshedAt: now() });
+
+  const xoDir = await xoLockDir(remote, vmUuid);
 
   const lock: VmLock = {
     path,
     owner,
     async refresh() {
       const current = await readLock(remote, path);
-      if (typeof current === 'string' || current.token !== token) {
+      if (
+        typeof current === 'string' ||
+        current.token !== token ||
+        !(await touchRecord(remote, path, current, now()))
+      ) {
         throw new VmLockedError(remote.id, vmUuid, typeof current === 'string' ? undefined : current);
       }
-      await remote.writeFileAtomic(path, content());
+      if (xoDir) await pushAheadIfThere(xoDir, now() + staleAfterMs);
     },
     async release() {
       const current = await readLock(remote, path);
-      if (typeof current !== 'string' && current.token === token) await remote.delete(path);
+      if (typeof current !== 'string' && current.token === token) {
+        if (xoDir) await removeXoLock(xoDir);
+        await remote.delete(path);
+      }
     },
   };
 
+  /** With our owner record written: takes XO's lock folder too (ours already when `ours`), or gives up. */
+  const withXoLock = async (ours: boolean): Promise<VmLock> => {
+    if (!xoDir) return lock;
+    if (ours) {
+      await mkdir(xoDir).catch(() => undefined);
+      await pushAhead(xoDir, now() + staleAfterMs);
+      return lock;
+    }
+    const held = await takeXoLock(xoDir, now() + staleAfterMs, now());
+    if (!held) return lock;
+    await remote.delete(path);
+    throw new VmLockedError(remote.id, vmUuid, { xo: `${vmBackupDir(vmUuid)}.lock`, ageMs: held.ageMs });
+  };
+
   // Two attempts: the second after removing a stale (or our own) lock.
+  let ownLock = false;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await remote.writeFileExclusive(path, content());
-      return lock;
+      const mine = record();
+      await remote.writeFileExclusive(path, JSON.stringify(mine));
+      await touchRecord(remote, path, mine, mine.refreshedAt); // its mtime on our clock (see readLock)
+      return await withXoLock(ownLock);
     } catch (error) {
       if (!isRemoteError(error, 'EEXIST')) throw error;
     }
@@ -106,7 +226,8 @@ export async function acquireVmLock(
       holder === 'unreadable'
         ? ((await remote.stat(path).catch(() => undefined))?.mtimeMs ?? 0)
         : holder.refreshedAt;
-    const takeOver = (holder !== 'unreadable' && holder.owner === owner) || now() - lastSign > staleAfterMs;
+    ownLock = holder !== 'unreadable' && holder.owner === owner;
+    const takeOver = ownLock || now() - lastSign > staleAfterMs;
     if (!takeOver || attempt === 1)
       throw new VmLockedError(remote.id, vmUuid, holder === 'unreadable' ? undefined : holder);
     // Delete only what we judged: if it changed meanwhile, someone live holds it.
@@ -117,4 +238,26 @@ export async function acquireVmLock(
     await remote.delete(path);
   }
   throw new VmLockedError(remote.id, vmUuid, undefined);
+}
+
+/**
+ * Proves `owner` is alive to both tools: touches its owner record and pushes XO's lock folder
+ * ahead. Called by whichever worker runs the owner's lock keeper (not necessarily the one that took
+ * the lock). Throws VmLockedError when the lock is no longer `owner`'s (presumed dead and taken over).
+ */
+export async function refreshVmLock(
+  remote: Remote,
+  vmUuid: string,
+  owner: string,
+  { staleAfterMs, now = Date.now }: VmLockOptions,
+): Promise<void> {
+  const path = vmLockPath(vmUuid);
+  const current = await readLock(remote, path);
+  if (typeof current === 'string' || current.owner !== owner) {
+    throw new VmLockedError(remote.id, vmUuid, typeof current === 'string' ? undefined : current);
+  }
+  if (!(await touchRecord(remote, path, current, now())))
+    throw new VmLockedError(remote.id, vmUuid, undefined);
+  const xoDir = await xoLockDir(remote, vmUuid);
+  if (xoDir) await pushAheadIfThere(xoDir, now() + staleAfterMs);
 }

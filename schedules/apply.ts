@@ -4,6 +4,7 @@ import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temp
 import type { Config } from '../core/config/schema';
 import { SA } from '../core/search-attributes';
 import {
+  configNameFor,
   type DesiredSchedule,
   desiredSchedules,
   type ExistingSchedule,
@@ -13,6 +14,8 @@ import {
 } from './plan';
 
 const HASH_MEMO = 'xcpbConfigHash';
+/** The memo entry naming the config a schedule belongs to (`xcpb apply` of another leaves it alone). */
+const CONFIG_MEMO = 'xcpbConfig';
 
 /** Reads our schedules. Visibility lags behind writes, so each one is confirmed with describe(). */
 export async function readOwnedSchedules(
@@ -28,7 +31,12 @@ export async function readOwnedSchedules(
     try {
       const d = await client.schedule.getHandle(scheduleId).describe();
       const memo = d.action.type === 'startWorkflow' ? d.action.memo : undefined;
-      found.push({ scheduleId, paused: d.state.paused, hash: memo?.[HASH_MEMO] as string | undefined });
+      found.push({
+        scheduleId,
+        paused: d.state.paused,
+        hash: memo?.[HASH_MEMO] as string | undefined,
+        configName: memo?.[CONFIG_MEMO] as string | undefined,
+      });
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
     }
@@ -45,7 +53,7 @@ function scheduleOptions(d: DesiredSchedule) {
       taskQueue: d.taskQueue,
       workflowId: d.workflowId,
       args: [d.input],
-      memo: { [HASH_MEMO]: d.hash },
+      memo: { [HASH_MEMO]: d.hash, [CONFIG_MEMO]: d.configName },
       typedSearchAttributes: [
         { key: SA.jobId, value: d.jobId },
         { key: SA.scheduleId, value: d.configScheduleId },
@@ -57,13 +65,18 @@ function scheduleOptions(d: DesiredSchedule) {
   };
 }
 
-export async function planFromConfig(client: Client, config: Config): Promise<SchedulePlan> {
-  const desired = desiredSchedules(config);
+export async function planFromConfig(
+  client: Client,
+  config: Config,
+  o: { configName?: string; prune?: boolean } = {},
+): Promise<SchedulePlan> {
+  const configName = o.configName ?? configNameFor(config);
+  const desired = desiredSchedules(config, configName);
   const existing = await readOwnedSchedules(
     client,
     desired.map((d) => d.scheduleId),
   );
-  return planSchedules(desired, existing);
+  return planSchedules(desired, existing, { configName, prune: o.prune });
 }
 
 export async function applyPlan(client: Client, plan: SchedulePlan): Promise<void> {
@@ -90,6 +103,9 @@ export async function applyPlan(client: Client, plan: SchedulePlan): Promise<voi
 export interface ScheduleListing {
   scheduleId: string;
   jobId?: string;
+  configName?: string;
+  /** IANA zone of its cron */
+  timezone: string;
   paused: boolean;
   nextRunTimes: Date[];
   recentRuns: { scheduledAt: Date; workflowId?: string }[];
@@ -103,6 +119,9 @@ export async function listOwnedSchedules(client: Client): Promise<ScheduleListin
     out.push({
       scheduleId: s.scheduleId,
       jobId: s.scheduleId.split(':')[1],
+      configName:
+        d.action.type === 'startWorkflow' ? (d.action.memo?.[CONFIG_MEMO] as string | undefined) : undefined,
+      timezone: d.spec.timezone ?? 'UTC',
       paused: d.state.paused,
       nextRunTimes: d.info.nextActionTimes.slice(0, 3),
       recentRuns: d.info.recentActions.map((a) => ({

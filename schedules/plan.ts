@@ -1,6 +1,7 @@
 // Which Temporal schedules the config wants, and what must change to get there. Pure: the caller
 // reads the existing schedules and applies the plan.
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { Config } from '../core/config/schema';
 import { parseDuration } from '../core/duration';
 import {
@@ -15,6 +16,8 @@ import { stableStringify } from '../core/stable-json';
 export const SCHEDULE_PREFIX = 'xcpb:';
 
 export interface DesiredSchedule {
+  /** the config this schedule belongs to (recorded in its memo) */
+  configName: string;
   scheduleId: string;
   jobId: string;
   configScheduleId: string;
@@ -35,6 +38,8 @@ export interface ExistingSchedule {
   scheduleId: string;
   hash?: string;
   paused: boolean;
+  /** the name of the config that made it (none: made before names were recorded) */
+  configName?: string;
 }
 
 export interface SchedulePlan {
@@ -42,12 +47,21 @@ export interface SchedulePlan {
   update: { desired: DesiredSchedule; reasons: string[] }[];
   remove: ExistingSchedule[];
   unchanged: DesiredSchedule[];
+  /** schedules of other configs, left alone (deleted only with prune) */
+  others: ExistingSchedule[];
 }
 
-export function desiredSchedules(config: Config): DesiredSchedule[] {
+/** The name a config's schedules are recorded under: its `name`, else its file name without extension. */
+export function configNameFor(config: Pick<Config, 'name'>, file?: string): string {
+  if (config.name) return config.name;
+  return file ? path.basename(file).replace(/\.(ya?ml|json)$/i, '') : 'default';
+}
+
+export function desiredSchedules(config: Config, configName = configNameFor(config)): DesiredSchedule[] {
   return config.jobs.flatMap((job) =>
     job.schedules.map((s) => {
       const base = {
+        configName,
         scheduleId: scheduleWorkflowId(job.id, s.id),
         jobId: job.id,
         configScheduleId: s.id,
@@ -66,13 +80,20 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
   );
 }
 
+/**
+ * What to change so that the config's schedules exist as written. Our schedules that the config no
+ * longer has are deleted when they belong to this config (`configName`); those of other configs
+ * (or of none recorded) only with `prune`.
+ */
 export function planSchedules(
   desired: readonly DesiredSchedule[],
   existing: readonly ExistingSchedule[],
+  o: { configName?: string; prune?: boolean } = {},
 ): SchedulePlan {
+  const configName = o.configName ?? desired[0]?.configName ?? 'default';
   const byId = new Map(existing.map((e) => [e.scheduleId, e]));
   const wanted = new Set(desired.map((d) => d.scheduleId));
-  const plan: SchedulePlan = { create: [], update: [], remove: [], unchanged: [] };
+  const plan: SchedulePlan = { create: [], update: [], remove: [], unchanged: [], others: [] };
   for (const d of desired) {
     const e = byId.get(d.scheduleId);
     if (!e) {
@@ -85,9 +106,11 @@ export function planSchedules(
     if (reasons.length) plan.update.push({ desired: d, reasons });
     else plan.unchanged.push(d);
   }
-  plan.remove = existing
+  const notWanted = existing
     .filter((e) => e.scheduleId.startsWith(SCHEDULE_PREFIX) && !wanted.has(e.scheduleId))
     .sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
+  plan.remove = notWanted.filter((e) => o.prune || e.configName === configName);
+  plan.others = notWanted.filter((e) => !plan.remove.includes(e));
   return plan;
 }
 
@@ -101,6 +124,6 @@ export function describePlan(plan: SchedulePlan): string[] {
       (d) => `+ create ${d.scheduleId} (${d.cron} ${d.timezone}${d.paused ? ', paused' : ''})`,
     ),
     ...plan.update.map((u) => `~ update ${u.desired.scheduleId} (${u.reasons.join(', ')})`),
-    ...plan.remove.map((e) => `- delete ${e.scheduleId}`),
+    ...plan.remove.map((e) => `- delete ${e.scheduleId}${e.configName ? ` (config ${e.configName})` : ''}`),
   ];
 }

@@ -7,7 +7,7 @@ import type { PoolState } from './pool';
 import { NULL_REF } from './rpc/values';
 import type { PoolScenario } from './scenario';
 import { BLOCK_SIZE } from './storage/blockstore';
-import { writeExt4FromFolder, writeMemoryImage, writeRandomBlocks } from './storage/content';
+import { writeExt4FromFolder, writeImageFile, writeMemoryImage, writeRandomBlocks } from './storage/content';
 
 /** Populates an empty pool from its scenario: pool, hosts, SRs, networks, VMs with disks and data. */
 export async function buildPool(pool: PoolState, sc: PoolScenario): Promise<void> {
@@ -135,6 +135,8 @@ export async function buildPool(pool: PoolState, sc: PoolScenario): Promise<void
         await writeRandomBlocks(pool.store, uuid, d.size, count, c.seed);
       } else if (typeof c === 'object' && c.type === 'ext4') {
         await writeExt4FromFolder(pool.store, uuid, d.size, c.folder);
+      } else if (typeof c === 'object' && c.type === 'image') {
+        await writeImageFile(pool.store, uuid, d.size, c.path);
       }
       createVbd(pool, {
         VM: vm,

@@ -32,6 +32,8 @@ const content = z.union([
     blocks: z.number().int().nonnegative().optional(),
   }),
   z.object({ type: z.literal('ext4'), folder: z.string() }),
+  // a raw disk image (partition table, filesystems…), path relative to the scenario file
+  z.object({ type: z.literal('image'), path: z.string() }),
 ]);
 
 const disk = z.object({
@@ -109,6 +111,9 @@ export function parseScenario(input: unknown, baseDir = process.cwd()): ParsedSc
           throw new Error(`invalid scenario: VM ${v.name} disk on unknown SR ${d.sr}`);
         if (typeof d.content === 'object' && d.content.type === 'ext4' && !isAbsolute(d.content.folder)) {
           d.content.folder = resolve(baseDir, d.content.folder);
+        }
+        if (typeof d.content === 'object' && d.content.type === 'image' && !isAbsolute(d.content.path)) {
+          d.content.path = resolve(baseDir, d.content.path);
         }
       }
       for (const n of v.networks)

@@ -53,6 +53,8 @@ export interface WorkerSetOptions {
   pools?: PoolRegistry;
   /** where finished runs and merges are counted (`xcpb worker --metrics`) */
   metrics?: ProductMetrics;
+  /** How long a VM lock lives without a refresh (default DEFAULT_VM_LOCK_STALE_MS) */
+  vmLockStaleMs?: number;
 }
 
 export interface WorkerSet {
@@ -78,6 +80,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
     pools,
     remotes: remoteRegistry(o.config),
     onMerge: o.metrics && ((remoteId, seconds) => o.metrics?.mergeDone(remoteId, seconds)),
+    vmLockStaleMs: o.vmLockStaleMs,
   });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());

@@ -1,6 +1,7 @@
 // One run of a job: select the VMs now, back each up in a child workflow within a sliding window
 // of `concurrency`, and aggregate the run report.
 import {
+  CancellationScope,
   ChildWorkflowCancellationType,
   defineQuery,
   executeChild,
@@ -10,18 +11,23 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BackupJobInput } from '../core/job-input';
+import { BACKUP_JOB_WORKFLOW, type BackupJobInput } from '../core/job-input';
+import { FAILURE_TYPES, failedWith, reportOfFailure } from '../core/outcome-failure';
 import { type RunReport, runOutcome, type VmReport } from '../core/run-report';
 import { keywordListIfItFits, SA } from '../core/search-attributes';
+import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
+import { takeJobSlot } from './job-guard';
 import { mainActivities } from './options';
 import { errorInfo } from './report';
 
 export const runReportQuery = defineQuery<RunReport>('report');
 
-export async function backupJob(input: BackupJobInput): Promise<RunReport> {
+export async function backupJob(start: BackupJobStartInput): Promise<RunReport> {
+  // The start contract first: a bad input fails here, naming the field, before anything runs.
+  const input = parseStartInput(BACKUP_JOB_WORKFLOW, BackupJobInputSchema, start);
   const { job } = input;
   const { workflowId } = workflowInfo();
   const report: RunReport = {
@@ -40,6 +46,8 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     ...(input.scheduleId ? [{ key: SA.scheduleId, value: input.scheduleId }] : []),
   ]);
 
+  const slot = await takeJobSlot(job.id);
+  if ('heldBy' in slot) return refused(report, slot.heldBy);
   try {
     const selection = await mainActivities().selectVms({ vms: job.vms });
     for (const uuid of selection.missing) {
@@ -75,8 +83,34 @@ export async function backupJob(input: BackupJobInput): Promise<RunReport> {
     }
   } finally {
     report.end = Date.now();
+    await CancellationScope.nonCancellable(() => slot.release());
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  // Failed in Temporal when any VM failed (or the selection did), the report in the details.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, runFailureMessage(report), report);
+  return report;
+}
+
+function runFailureMessage(report: RunReport): string {
+  const failed = report.vms.filter((v) => v.status === 'failure');
+  if (failed.length === 0) return `run of job ${report.jobId} failed: ${report.reason ?? 'unknown reason'}`;
+  const names = failed.slice(0, 5).map((v) => v.vmName);
+  const more = failed.length > names.length ? ` and ${failed.length - names.length} more` : '';
+  return `run of job ${report.jobId}: ${failed.length} of ${report.vms.length} VMs failed (${names.join(', ')}${more})`;
+}
+
+/**
+ * Another run of the job is in flight: a scheduled run is skipped (as the schedule's overlap policy
+ * would), any other start is refused; both name the run that holds the job.
+ */
+function refused(report: RunReport, heldBy: string): RunReport {
+  const scheduled = workflowInfo().searchAttributes?.TemporalScheduledById !== undefined;
+  report.status = scheduled ? 'skipped' : 'failure';
+  report.reason = `${scheduled ? 'skipped' : 'refused'}: job "${report.jobId}" already has a run in flight: ${heldBy}`;
+  report.end = Date.now();
+  upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  // A refused start is a failed run in Temporal (status tells the truth); a skipped one completes.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, report.reason, report);
   return report;
 }
 
@@ -111,7 +145,10 @@ async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunRep
       }),
     );
   } catch (err) {
-    Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
+    // A failed VM's child ends Failed with its report in the failure's details.
+    const vmReport = reportOfFailure<VmReport>(err, FAILURE_TYPES.vm);
+    if (vmReport) Object.assign(entry, vmReport);
+    else Object.assign(entry, { status: 'failure', end: Date.now(), error: errorInfo(err) });
     if (isCancellation(err)) throw err;
   }
 }

@@ -19,11 +19,13 @@ import type {
 import { chooseBaseSnapshot, type DiskPlan, planDisks } from '../core/delta-base';
 import { parseDuration } from '../core/duration';
 import type { BackupJobInput } from '../core/job-input';
+import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
 import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
+import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
-import { cleanupActivities, mainActivities, poolActivities } from './options';
+import { cleanupActivities, lockKeeperActivities, mainActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 
 export interface BackupVmInput extends BackupJobInput {
@@ -60,7 +62,19 @@ export async function backupVm(input: BackupVmInput): Promise<VmReport> {
   } finally {
     report.end = Date.now();
   }
+  // Failed in Temporal when the backup failed, with the report; Completed when done or skipped.
+  if (report.status === 'failure') throw failedWith(FAILURE_TYPES.vm, vmFailureMessage(report), report);
   return report;
+}
+
+function vmFailureMessage(report: VmReport): string {
+  const why =
+    report.error?.message ??
+    report.steps
+      .filter((s) => s.status === 'failure')
+      .map((s) => `${s.name}${s.target ? ` ${s.target}` : ''}: ${s.error?.message ?? 'failed'}`)
+      .join('; ');
+  return `backup of VM ${report.vmName} failed: ${why}`;
 }
 
 /** The steps of one VM backup, sharing the run's state. */
@@ -85,14 +99,35 @@ class VmBackup {
   /** The newest backup of this VM on the targets: the new one must be named after it. */
   private newestOnRemotes?: string;
 
+  /** Set when the lock keeper found a VM lock taken over: nothing more is written under it. */
+  private lockLost?: string;
+
   async run(): Promise<void> {
     const pre = await this.preflight();
+    const keeper = new CancellationScope();
+    let keeping: Promise<void> | undefined;
     try {
       const remoteIds = this.exportsToRemotes ? await this.prepareRemotes() : [];
       if (this.exportsToRemotes && remoteIds.length === 0) throw new Error('no target remote is writable');
+      if (remoteIds.length > 0) keeping = keeper.run(() => this.holdLocks(remoteIds));
       await this.snapshotAndExport(pre, remoteIds);
     } finally {
+      keeper.cancel();
+      await keeping;
       await CancellationScope.nonCancellable(() => this.cleanup());
+    }
+  }
+
+  /** Keeps the VM locks alive while this run works under them (however long it waits for slots). */
+  private async holdLocks(remoteIds: string[]): Promise<void> {
+    try {
+      await lockKeeperActivities().holdVmLocks({
+        remoteIds,
+        vmUuid: this.input.vm.uuid,
+        owner: this.input.runId,
+      });
+    } catch (err) {
+      if (!isCancellation(err)) this.lockLost = errorInfo(err).message;
     }
   }
 
@@ -102,7 +137,7 @@ class VmBackup {
       () => this.ops.preflightVm({ ...this.ref, snapshotMode: this.input.job.snapshotMode }),
       {
         done: (p) => ({
-          detail: `${p.powerState}, ${p.disks.filter((d) => !d.ignored).length} disks, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
+          detail: `${p.powerState}, ${plural(p.disks.filter((d) => !d.ignored).length, 'disk')}, snapshot ${p.snapshotMode} (${p.snapshotModeWhy})`,
         }),
       },
     );
@@ -338,6 +373,7 @@ class VmBackup {
     },
   ): Promise<void> {
     const { job } = this.input;
+    if (this.lockLost) throw new Error(`VM lock lost, backup not completed: ${this.lockLost}`);
     const written = await this.steps.run('metadata', () =>
       this.ops.writeMetadata({
         ...this.ref,

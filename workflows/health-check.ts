@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ScheduleConfig } from '../core/config/schema';
+import { FAILURE_TYPES } from '../core/outcome-failure';
 import { healthCheckApplies, healthCheckTimeoutMs } from '../core/restore-health-timeout';
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { StepRecorder } from './report';
@@ -17,6 +18,7 @@ import {
   poolRestoreActivities,
   type RestoreProgress,
   restoreBackup,
+  restoreFailure,
   restoreProgressQuery,
 } from './restore-vm';
 
@@ -73,6 +75,9 @@ export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckR
       timeoutMs,
       waitedMs,
     };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw restoreFailure(FAILURE_TYPES.healthCheck, err, progress);
   } finally {
     // Whatever happened, the check VM and its disks go.
     await CancellationScope.nonCancellable(() =>

@@ -20,6 +20,24 @@ export function mainActivities() {
   });
 }
 
+/**
+ * The VM lock keeper: runs as long as the VM's run works under its locks (so no start-to-close
+ * bound of its own beyond a week); a dead worker is noticed by the heartbeat timeout and the keeper
+ * is started again elsewhere, well within the lock's stale period (minutes).
+ */
+export function lockKeeperActivities() {
+  return proxyActivities<BackupActivities>({
+    taskQueue: MAIN_QUEUE,
+    startToCloseTimeout: '7d',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' }, // until the lock is lost
+    // Not waited for: its refreshes only touch existing files, so one racing with releaseRemotes
+    // cannot bring a released lock back (remotes/vm-lock.ts), and a VM's run ends without a
+    // heartbeat's delay.
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+}
+
 const poolTimeouts: Record<PoolQueueKind, { startToCloseTimeout: string; heartbeatTimeout?: string }> = {
   // These activities heartbeat while they run (activities/keep-alive), so a dead worker is noticed
   // in 30 s, not after the whole start-to-close timeout.

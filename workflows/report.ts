@@ -5,6 +5,7 @@ import {
   ChildWorkflowFailure,
   isCancellation,
 } from '@temporalio/workflow';
+import { reportOfFailure } from '../core/outcome-failure';
 import type { ErrorInfo, StepReport } from '../core/run-report';
 
 export function errorInfo(err: unknown): ErrorInfo {
@@ -12,7 +13,12 @@ export function errorInfo(err: unknown): ErrorInfo {
   while ((cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) && cause.cause)
     cause = cause.cause;
   if (isCancellation(err)) return { code: 'CANCELLED', message: 'cancelled' };
-  if (cause instanceof ApplicationFailure) return { code: cause.type ?? undefined, message: cause.message };
+  if (cause instanceof ApplicationFailure) {
+    // A failed restore or health check carries the error that stopped it, with its XAPI code.
+    const inner = reportOfFailure<{ error?: ErrorInfo }>(cause);
+    if (inner?.error?.message) return inner.error;
+    return { code: cause.type ?? undefined, message: cause.message };
+  }
   return { message: cause instanceof Error ? cause.message : String(cause) };
 }
 

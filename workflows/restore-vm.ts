@@ -5,8 +5,10 @@
 // non-cancellable scope.
 import {
   ActivityCancellationType,
+  type ApplicationFailure,
   CancellationScope,
   defineQuery,
+  isCancellation,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -17,22 +19,18 @@ import type {
   RestoredVm,
   RestoreTarget,
 } from '../activities/restore-contract';
+import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
 import { type BackupRef, parseBackupId } from '../core/restore-backup-id';
 import type { RestorePurpose } from '../core/restore-naming';
+import type { ErrorInfo } from '../core/run-report';
+import { parseStartInput, RestoreInputSchema, type RestoreStartInput } from '../core/start-contract';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+import { errorInfo } from './report';
 
 export const RESTORE_VM_WORKFLOW = 'restoreVm';
 
-export interface RestoreVmInput {
-  /** `<remoteId>:<vmUuid>/<ts>` */
-  backupId: string;
-  poolId: string;
-  /** SR uuid or name on that pool */
-  sr: string;
-  start?: boolean;
-  /** new MAC addresses for the VIFs (delta restores); default false: the backed-up MACs */
-  newMacAddresses?: boolean;
-}
+/** The start contract's restore input (core/start-contract.ts): backupId, poolId, sr, start?, newMacAddresses?. */
+export type RestoreVmInput = RestoreStartInput;
 
 export interface RestoreVmResult extends RestoredVm {
   backupId: string;
@@ -42,8 +40,12 @@ export interface RestoreVmResult extends RestoredVm {
   bytes: number;
 }
 
+export type RestorePhase = 'inspect' | 'create' | 'transfer' | 'start' | 'done' | 'cleanup' | 'failed';
+
 export interface RestoreProgress {
-  phase: 'inspect' | 'create' | 'transfer' | 'start' | 'done' | 'cleanup' | 'failed';
+  phase: RestorePhase;
+  /** the phase a failed restore was in when it failed */
+  failedIn?: RestorePhase;
   backupId: string;
   plan?: Pick<BackupPlan, 'mode' | 'vmName' | 'restoreBytes' | 'disks'>;
   vmUuid?: string;
@@ -147,6 +149,7 @@ export async function restoreBackup(
     progress.phase = 'done';
     return { ...vm, backupId: o.backupId, poolId: o.poolId, srUuid: target.srUuid, mode: plan.mode, bytes };
   } catch (err) {
+    progress.failedIn = progress.phase;
     progress.phase = 'cleanup';
     await CancellationScope.nonCancellable(() =>
       poolRestoreActivities(o.poolId, 'ops').removeRestored({ poolId: o.poolId, restoreId: o.restoreId }),
@@ -156,12 +159,38 @@ export async function restoreBackup(
   }
 }
 
-export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult> {
+/** The details of a failed restore or health check: how far it went, and why it stopped. */
+export interface RestoreFailureReport extends RestoreProgress {
+  error: ErrorInfo;
+}
+
+/** Ends a failed restore (or health check) as Failed in Temporal, with how far it got. */
+export function restoreFailure(
+  type: typeof FAILURE_TYPES.restore | typeof FAILURE_TYPES.healthCheck,
+  err: unknown,
+  progress: RestoreProgress,
+): ApplicationFailure {
+  const error = errorInfo(err);
+  const failedIn = progress.failedIn ?? progress.phase;
+  const report: RestoreFailureReport = { ...progress, phase: 'failed', failedIn, error };
+  const what = type === FAILURE_TYPES.restore ? 'restore' : 'health check';
+  const message = `${what} of ${progress.backupId} failed (${failedIn}): ${error.message}`;
+  return failedWith(type, message, report, err instanceof Error ? err : undefined);
+}
+
+export async function restoreVm(start: RestoreVmInput): Promise<RestoreVmResult> {
+  // The start contract first: a bad input fails here, naming the field, before anything runs.
+  const input = parseStartInput(RESTORE_VM_WORKFLOW, RestoreInputSchema, start);
   const progress: RestoreProgress = { phase: 'inspect', backupId: input.backupId };
   setHandler(restoreProgressQuery, () => progress);
-  const result = await restoreBackup(
-    { ...input, restoreId: workflowInfo().workflowId, purpose: 'restore' },
-    progress,
-  );
-  return result!;
+  try {
+    const result = await restoreBackup(
+      { ...input, restoreId: workflowInfo().workflowId, purpose: 'restore' },
+      progress,
+    );
+    return result!;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw restoreFailure(FAILURE_TYPES.restore, err, progress);
+  }
 }

@@ -1,11 +1,13 @@
 // The product's stack for benchmarks: a Temporal dev server of its own, the simulator, a local
 // remote, and the workers (in this process, or as a separate `xcpb worker` process for RSS).
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectClient, type TemporalTarget } from '../../client/connect';
+import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
 import { jobInput } from '../../core/job-input';
@@ -98,7 +100,7 @@ export async function startBenchStack(o: {
         workflowId: `xcpb:${jobId}:bench-${++n}`,
         args: [jobInput(job, job.schedules[0])],
       });
-      return (await handle.result()) as RunReport;
+      return runReportOf(handle);
     },
     async workerPeakRss() {
       if (!child?.pid) return undefined;

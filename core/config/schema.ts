@@ -145,6 +145,11 @@ export const TemporalConnection = z.strictObject({
 });
 
 export const Config = z.strictObject({
+  name: id
+    .optional()
+    .describe(
+      'name of this config: `xcpb apply` records it on each schedule and leaves the schedules of other configs alone (default: the file name without extension)',
+    ),
   temporal: TemporalConnection.optional(),
   pools: z.array(Pool).default([]),
   remotes: z.array(Remote).default([]),

@@ -4,6 +4,10 @@ import { CronExpressionParser } from 'cron-parser';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { parseDuration } from '../duration';
+import { formatPath } from './path';
+
+export { formatPath };
+
 import { Config } from './schema';
 
 export interface ConfigProblem {
@@ -12,12 +16,6 @@ export interface ConfigProblem {
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] };
-
-export function formatPath(segments: readonly PropertyKey[]): string {
-  return segments
-    .map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? String(s) : `.${String(s)}`))
-    .join('');
-}
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {
   return problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('\n');

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { bitmapHas, bitmapIsFull, blockCount } from './bat';
 import { DiskType, MAX_CHAIN_DEPTH, SECTOR_SIZE, SECTORS_PER_BLOCK, VHD_BLOCK_SIZE } from './constants';
 import { VhdError } from './errors';
+import { findMergeState } from './merge-state';
 import { mergeStatePath, resolveParentPath } from './parent';
 import { openVhdFile, readAtVia, type VhdFile } from './reader';
 import type { BlockSource } from './source';
@@ -78,8 +79,17 @@ async function openOnce(tipPath: string): Promise<VhdChain> {
           if (name && (await exists(mergeStatePath(guess)))) {
             throw new RetryableMissing('PARENT_MISSING', e.problem, e.file);
           }
+          // A merge into the missing file's parent stopped after its child was removed and before the
+          // parent took its name (XO removes the child first): that parent, bearing its UUID, is it.
+          const merging = name
+            ? await findMergeState(path.dirname(guess), path.basename(guess)).catch(() => undefined)
+            : undefined;
+          const stand = merging && path.join(path.dirname(guess), merging.parent);
+          if (!stand || !(await exists(stand))) throw e;
+          parentPath = stand;
+        } else {
+          throw e;
         }
-        throw e;
       }
       const real = await realpath(parentPath);
       if (seen.has(real)) {

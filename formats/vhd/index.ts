@@ -16,8 +16,8 @@ export { decodeFooter, encodeFooter, makeFooter, type VhdFooter } from './footer
 export { computeGeometry, type Geometry } from './geometry';
 export { decodeHeader, encodeHeader, makeHeader, type ParentLocator, type VhdHeader } from './header';
 export { computeLayout, type VhdLayout } from './layout';
-export { type MergeOptions, mergeVhdIntoParent } from './merge';
-export { findMergeState, type MergeState } from './merge-state';
+export { finishInterruptedMerges, type MergeOptions, mergeVhdIntoParent } from './merge';
+export { type FoundMergeState, findMergeState, findMergeStates, type MergeState } from './merge-state';
 export { mergeStatePath, parentCandidates, resolveParentPath } from './parent';
 export { openRawBlockSource, writeRawFile } from './raw';
 export { openVhdFile, type VhdFile } from './reader';

@@ -5,7 +5,15 @@ import { BITMAP_SIZE, DiskType, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, SECTORS_P
 import { VhdError } from './errors';
 import { encodeFooter, type VhdFooter } from './footer';
 import { encodeHeader } from './header';
-import { findMergeState, fsyncDir, type MergeState, removeMergeState, writeMergeState } from './merge-state';
+import {
+  type FoundMergeState,
+  findMergeState,
+  findMergeStates,
+  fsyncDir,
+  type MergeState,
+  removeMergeState,
+  writeMergeState,
+} from './merge-state';
 import { resolveParentPath } from './parent';
 import { openVhdFile, type VhdFile } from './reader';
 
@@ -31,8 +39,9 @@ async function exists(p: string): Promise<boolean> {
  * parent takes the child's blocks and identity (UUID, size, timestamp), then is renamed over the
  * child (so a grandchild's parent locator stays valid), and the child is gone.
  *
- * Crash-safe and resumable: progress is kept in `.<parent>.merge.json`; calling again after a crash
- * (at any point) finishes the merge. Ordering, so that the chain reads the right disk at every instant:
+ * Crash-safe and resumable: progress is kept in `.<parent>.merge.json`, in Xen Orchestra's format
+ * (merge-state.ts), so calling again after a crash at any point finishes the merge, ours or one XO
+ * left unfinished, and XO finishes ours. Ordering, so that the chain reads the right disk at every instant:
  * 1. blocks, in batches: data first (new blocks are appended where the trailing footer was, after a
  *    fresh footer has been written past the batch, so the file always ends with a valid footer; a
  *    block the parent holds is overwritten with parent ∪ child, which readers going through the child
@@ -44,12 +53,12 @@ async function exists(p: string): Promise<boolean> {
 export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions = {}): Promise<void> {
   const dir = path.dirname(path.resolve(childPath));
   const childName = path.basename(childPath);
-  let state = await findMergeState(dir, childName);
-  if (!state) state = await start(path.resolve(childPath));
+  const found = await findMergeState(dir, childName);
+  let state = found ? await resume(dir, found) : await start(path.resolve(childPath));
   if (state.step === 'blocks') {
     opts.onStep?.('blocks');
-    await copyBlocks(dir, state, opts);
-    state = { ...state, step: 'identity', done: state.total };
+    state = await copyBlocks(dir, state, opts);
+    state = { ...state, step: 'identity' };
     await writeMergeState(dir, state);
   }
   if (state.step === 'identity') {
@@ -65,8 +74,53 @@ export async function mergeVhdIntoParent(childPath: string, opts: MergeOptions =
     await fsyncDir(dir);
   }
   await removeMergeState(dir, state);
-  opts.onProgress?.(state.total, state.total);
   opts.onStep?.('done');
+}
+
+/**
+ * Finishes every merge left unfinished in `dir` (by us or by Xen Orchestra: same state files);
+ * returns the merged children's names.
+ */
+export async function finishInterruptedMerges(dir: string, opts: MergeOptions = {}): Promise<string[]> {
+  const done: string[] = [];
+  for (const state of await findMergeStates(dir)) {
+    await mergeVhdIntoParent(path.join(dir, state.child), opts);
+    done.push(state.child);
+  }
+  return done;
+}
+
+/** Completes a state file read back (ours or XO's) from the files themselves. */
+async function resume(dir: string, found: FoundMergeState): Promise<MergeState> {
+  if (found.step === 'rename') {
+    return { ...found, parentUuid: found.parentUuid ?? '', childUuid: found.childUuid ?? '', step: 'rename' };
+  }
+  const child = await openVhdFile(path.join(dir, found.child));
+  let parent: VhdFile | undefined;
+  try {
+    parent = await openVhdFile(path.join(dir, found.parent));
+    const childUuid = found.childUuid ?? child.uuid;
+    if (childUuid !== child.uuid) {
+      throw new VhdError('MERGE_STATE', 'the child no longer matches the merge state file', child.path);
+    }
+    // The parent bearing the child's UUID has taken its identity: every block was merged before.
+    const identity = parent.uuid === child.uuid;
+    if (!identity && found.parentUuid !== undefined && found.parentUuid !== parent.uuid) {
+      throw new VhdError('MERGE_STATE', 'the parent no longer matches the merge state file', parent.path);
+    }
+    return {
+      parent: found.parent,
+      child: found.child,
+      parentUuid: identity ? (found.parentUuid ?? child.header!.parentUuid) : parent.uuid,
+      childUuid,
+      step: identity ? 'identity' : 'blocks',
+      currentBlock: found.currentBlock,
+      mergedDataSize: found.mergedDataSize,
+    };
+  } finally {
+    await child.close();
+    await parent?.close();
+  }
 }
 
 async function start(childPath: string): Promise<MergeState> {
@@ -97,14 +151,13 @@ async function start(childPath: string): Promise<MergeState> {
     }
     await growBat(parent, blockCount(child.size));
     const state: MergeState = {
-      version: 1,
       parent: path.basename(parentPath),
       child: path.basename(childPath),
       parentUuid: parent.uuid,
       childUuid: child.uuid,
       step: 'blocks',
-      done: 0,
-      total: child.blocks().length,
+      currentBlock: child.blocks()[0] ?? blockCount(child.size),
+      mergedDataSize: 0,
     };
     await writeMergeState(path.dirname(childPath), state);
     return state;
@@ -170,7 +223,8 @@ async function growBat(parent: VhdFile, needed: number): Promise<void> {
   await fh.sync();
 }
 
-async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): Promise<void> {
+/** Copies the child blocks from `currentBlock` on; returns the state with every block merged. */
+async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): Promise<MergeState> {
   const child = await openVhdFile(path.join(dir, state.child));
   let parent: VhdFile | undefined;
   try {
@@ -179,13 +233,17 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
       throw new VhdError('MERGE_STATE', 'the files no longer match the merge state file', parent.path);
     }
     const fh = parent.handle;
-    const blocks = child.blocks();
+    const all = child.blocks();
+    const blocks = all.filter((i) => i >= state.currentBlock);
     const batch = Math.max(1, opts.batchBlocks ?? 64);
     const entries = parent.header!.maxTableEntries;
     let end = parent.fileSize;
     const footer = encodeFooter(parent.footer);
-    let done = state.done;
-    opts.onProgress?.(done, blocks.length);
+    let done = 0;
+    let mergedDataSize = state.mergedDataSize;
+    const total = all.length;
+    const before = total - blocks.length;
+    opts.onProgress?.(before, total);
     while (done < blocks.length) {
       const slice = blocks.slice(done, done + batch);
       const newEntries: { index: number; sector: number }[] = [];
@@ -228,9 +286,13 @@ async function copyBlocks(dir: string, state: MergeState, opts: MergeOptions): P
         await fh.sync();
       }
       done += slice.length;
-      await writeMergeState(dir, { ...state, done });
-      opts.onProgress?.(done, blocks.length);
+      mergedDataSize += slice.length * STORED_BLOCK_SIZE;
+      // XO's currentBlock: the first child block not merged yet (past the last one when all are).
+      const currentBlock = blocks[done] ?? blockCount(child.size);
+      await writeMergeState(dir, { ...state, currentBlock, mergedDataSize });
+      opts.onProgress?.(before + done, total);
     }
+    return { ...state, currentBlock: blockCount(child.size), mergedDataSize };
   } finally {
     await child.close();
     await parent?.close();

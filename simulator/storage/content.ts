@@ -41,19 +41,36 @@ export async function writeExt4FromFolder(
     await fh.truncate(virtualSize);
     await fh.close();
     await promisify(execFile)('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', folder, img]);
-    const src = await open(img, 'r');
-    try {
-      const buf = Buffer.alloc(BLOCK_SIZE);
-      for (let i = 0; i * BLOCK_SIZE < virtualSize; i++) {
-        buf.fill(0);
-        await src.read(buf, 0, BLOCK_SIZE, i * BLOCK_SIZE);
-        if (!buf.equals(ZERO_BLOCK)) await store.writeBlock(vdi, i, Buffer.from(buf));
-      }
-    } finally {
-      await src.close();
-    }
+    await writeImageFile(store, vdi, virtualSize, img);
   } finally {
     await rm(img, { force: true });
+  }
+}
+
+/**
+ * Copies a raw disk image into a VDI (its non-zero blocks only, so a sparse image stays sparse).
+ * An image larger than the disk is refused; a smaller one leaves the rest zero.
+ */
+export async function writeImageFile(
+  store: BlockStore,
+  vdi: string,
+  virtualSize: number,
+  path: string,
+): Promise<void> {
+  const src = await open(path, 'r');
+  try {
+    const size = (await src.stat()).size;
+    if (size > virtualSize) {
+      throw new Error(`disk image ${path} (${size} bytes) is larger than the disk (${virtualSize} bytes)`);
+    }
+    const buf = Buffer.alloc(BLOCK_SIZE);
+    for (let i = 0; i * BLOCK_SIZE < size; i++) {
+      buf.fill(0);
+      await src.read(buf, 0, BLOCK_SIZE, i * BLOCK_SIZE);
+      if (!buf.equals(ZERO_BLOCK)) await store.writeBlock(vdi, i, Buffer.from(buf));
+    }
+  } finally {
+    await src.close();
   }
 }
 

@@ -1,10 +1,11 @@
 // A schedule made by `xcpb apply`, fired as `temporal schedule trigger` does, runs a real backup:
 // the schedule's action input is exactly what backupJob needs, and the run carries its search
 // attributes.
+
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunReport } from '../../core/run-report';
+import { runReportOf } from '../../client/run-result';
 import { applyPlan, planFromConfig } from '../../schedules/apply';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { eventually } from '../helpers/eventually';
@@ -65,7 +66,7 @@ describe('schedules run backups', () => {
       return action!.type === 'startWorkflow' ? action!.workflow.workflowId : '';
     });
     expect(workflowId).toMatch(/^xcpb:nightly:daily-/);
-    const report = (await stack.client.workflow.getHandle(workflowId).result()) as RunReport;
+    const report = await runReportOf(stack.client.workflow.getHandle(workflowId));
     expect(report).toMatchObject({ status: 'success', jobId: 'nightly', scheduleId: 'daily', mode: 'delta' });
     expect(report.vms.map((v) => [v.vmName, v.status])).toEqual([['app', 'success']]);
 

@@ -1,11 +1,13 @@
 // The run commands as a user types them (`xcpb run | runs | cancel | preview`), against the real
 // Temporal dev server, the simulator over HTTP and in-process workers on a namespace of their own.
+
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { getRunReport } from '../../client/backup-client';
+import { runReportOf } from '../../client/run-result';
 import { scheduleWorkflowId } from '../../core/job-input';
 import type { RunReport } from '../../core/run-report';
 import { XCPB_KEYS } from '../../core/xo-keys';
@@ -181,7 +183,7 @@ describe('xcpb run', () => {
     expect(started.code, started.stderr).toBe(0);
     const workflowId = started.stdout.trim();
     expect(workflowId).toMatch(/^xcpb:web-only:manual-\d{4}-/);
-    await stack.client.workflow.getHandle(workflowId).result();
+    await runReportOf(stack.client.workflow.getHandle(workflowId));
 
     await eventually(async () => {
       const listed = await xcpb('runs', '--job', 'web-only', '--json');
@@ -259,7 +261,13 @@ describe('runs in flight', () => {
   it('cancel of an unknown run says so', async () => {
     const r = await xcpb('cancel', 'xcpb:nightly:manual-never');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no run xcpb:nightly:manual-never/);
+    expect(r.stderr).toMatch(/no run with id xcpb:nightly:manual-never/);
+  });
+
+  it('runs show of an unknown run says so', async () => {
+    const r = await xcpb('runs', 'show', 'nope');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('xcpb runs show: no run with id nope\n');
   });
 });
 

@@ -2,11 +2,12 @@
 // through its heartbeat), the run's snapshot, never exported, is deleted while the previous exported
 // base stays, the temporary file is removed, the VM lock is released, and the next run works: a delta
 // from that base whose chain rebuilt by qemu-img equals the disk.
+
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunReport } from '../../core/run-report';
+import { runReportOf } from '../../client/run-result';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
 import {
@@ -85,8 +86,8 @@ describe('cancelling a run during an export', () => {
     expect(runSnapshot, 'the cancelled run took its snapshot').toBeDefined();
     await handle.cancel();
 
-    const outcome = await handle.result().then(
-      (r) => r as RunReport,
+    const outcome = await runReportOf(handle).then(
+      (r) => r,
       (e: unknown) => e,
     );
     expect(outcome).toBeInstanceOf(WorkflowFailedError);

@@ -42,7 +42,7 @@ export async function leftoversBesideVm(stack: BackupStack, remoteId: string): P
   const root = stack.remoteDir(remoteId);
   const top = (await readdir(root).catch(() => [] as string[])).filter((n) => n.startsWith('.'));
   const backups = (await readdir(path.join(root, 'xo-vm-backups')).catch(() => [] as string[])).filter(
-    (n) => n.startsWith('.') || n.endsWith('.xcpb-lock.json'),
+    (n) => n.startsWith('.') || n.endsWith('.xcpb-lock.json') || n.endsWith('.lock'),
   );
   return [...top, ...backups.map((n) => `xo-vm-backups/${n}`)];
 }

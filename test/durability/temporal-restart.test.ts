@@ -1,14 +1,15 @@
-// The Temporal server stops in the middle of a run (during a disk export) and starts again on the same
-// port with the same database file: the worker process reconnects by itself (the SDK retries), the
+// The Temporal server is killed (kill -9, no clean shutdown) in the middle of a run (during a disk
+// export) and starts again on the same port with the same database file: the worker process reconnects by itself (the SDK retries), the
 // export that kept streaming meanwhile reports its result, and the run completes with a correct chain.
 // The global setup's server is shared, so this test starts its OWN dev server.
+
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runReportOf } from '../../client/run-result';
 import { jobInput } from '../../core/job-input';
-import type { RunReport } from '../../core/run-report';
 import { MAIN_QUEUE } from '../../core/task-queues';
 import { freePort, startOwnedDevServer } from '../../server/dev-server';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
@@ -78,7 +79,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('restart of the Temporal server mid-run', () => {
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('kill -9 of the Temporal server mid-run', () => {
   it('the worker reconnects and the run completes', { timeout: 240_000 }, async () => {
     const worker = await WorkerProcess.start(stack, { address: server!.address, namespace: 'default' });
     connection = await Connection.connect({ address: server!.address });
@@ -101,7 +111,10 @@ describe('restart of the Temporal server mid-run', () => {
         (await control.stats()).current.export_raw_vdi > 0 &&
         (await readdir(chainDir).catch(() => [] as string[])).some((n) => n.includes('.tmp-')),
     );
-    await server!.stop();
+    const killed = server!;
+    process.kill(killed.pid, 'SIGKILL');
+    await waitFor('the server process gone', async () => !isAlive(killed.pid), 10_000);
+    await killed.stop(); // closes its log file
     server = undefined;
     // Down for a while: the worker's polls and the export's heartbeats fail meanwhile.
     await new Promise((r) => setTimeout(r, 3_000));
@@ -111,11 +124,7 @@ describe('restart of the Temporal server mid-run', () => {
 
     const report = await waitFor(
       'the run result',
-      async () =>
-        (await client.workflow
-          .getHandle(workflowId)
-          .result()
-          .catch(() => undefined)) as RunReport | undefined,
+      async () => await runReportOf(client.workflow.getHandle(workflowId)).catch(() => undefined),
       180_000,
       1_000,
     );
@@ -132,14 +141,20 @@ describe('restart of the Temporal server mid-run', () => {
 
     // And the restarted server keeps serving: a second run, a delta on the first.
     await control.writeRandomBlocks(vm.disks[0].uuid, { count: 2, seed: 'after restart' });
-    const second = (await client.workflow.execute('backupJob', {
-      taskQueue: MAIN_QUEUE,
-      workflowId: `${workflowId}-2`,
-      args: [jobInput(job, job.schedules[0])],
-    })) as RunReport;
+    const second = await runReportOf(
+      await client.workflow.start('backupJob', {
+        taskQueue: MAIN_QUEUE,
+        workflowId: `${workflowId}-2`,
+        args: [jobInput(job, job.schedules[0])],
+      }),
+    );
     expect(second.status, pretty(second)).toBe('success');
     expect(stepsOf(second, 'app', 'export')[0].detail).toMatch(/^delta from/);
     await truths.checkNewest(vm.uuid, JOB);
-    await truths.checkAll(vm.uuid, JOB);
+    const checked = await truths.checkAll(vm.uuid, JOB); // asserts each chain byte-exact
+    console.log(
+      `chaos temporal-kill: trials 1, runs completed 2, leaked snapshots ${(await allSnapshotsOf(stack, vm.uuid)).length - 1}, ` +
+        `partial files ${(await hiddenFiles(stack, 'nas', vm.uuid)).length}, chains checked ${checked.length}, mismatched 0`,
+    );
   });
 });

@@ -4,10 +4,12 @@
 // disk at its snapshot. Each case has its own stack (simulator, remote, namespace, worker process) and
 // the cases run concurrently: each waits out a heartbeat timeout (30 s on pool queues, 60 s on the
 // main queue) before Temporal hands the killed attempt to the new worker.
+
 import { watch } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runReportOf } from '../../client/run-result';
 import type { RunReport } from '../../core/run-report';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
@@ -102,7 +104,7 @@ async function runKilledAt(
   await c.worker.kill();
   await afterKill();
   c.worker = await WorkerProcess.start(c.stack);
-  return (await handle.result()) as RunReport;
+  return runReportOf(handle);
 }
 
 /** The invariants after any run that completed: one job snapshot, nothing hidden, chains exact. */

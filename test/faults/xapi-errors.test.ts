@@ -3,8 +3,10 @@
 // once with the XAPI code in its report while the other VM is backed up; an export stream cut
 // midway is exported again from the start with the same snapshot. After each run the chains rebuilt
 // by qemu-img equal the snapshots and each VM keeps exactly one job snapshot.
-import type { Client } from '@temporalio/client';
+
+import { type ApplicationFailure, type Client, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runReportOf, vmReportOf } from '../../client/run-result';
 import type { RunReport } from '../../core/run-report';
 import {
   allSnapshotsOf,
@@ -17,7 +19,10 @@ import {
   Truths,
 } from '../durability/checks';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { runXcpb } from '../helpers/cli';
+import { eventually } from '../helpers/eventually';
 import { listJson } from '../helpers/remote-files';
+import { listWorkflows, temporalAddress } from '../helpers/temporal';
 
 const JOB = 'nightly';
 let stack: BackupStack;
@@ -69,7 +74,7 @@ async function run(): Promise<{ report: RunReport; calls: Record<string, number>
     await control().writeRandomBlocks(vm.disks[0].uuid, { count: 1, seed: `${name} ${Date.now()}` });
   await control().resetStats();
   const handle = await stack.startJob(JOB);
-  const report = (await handle.result()) as RunReport;
+  const report = await runReportOf(handle);
   return { report, calls: (await control().stats()).calls, workflowId: handle.workflowId };
 }
 
@@ -162,7 +167,7 @@ describe('injected XAPI errors', () => {
       code: 'OPERATION_BLOCKED',
       params: ['ref', 'blocked'],
     });
-    const { report, calls } = await run();
+    const { report, calls, workflowId } = await run();
     expect(report.status, pretty(report)).toBe('failure');
     const failed = report.vms.filter((v) => v.status === 'failure');
     expect(failed, pretty(report)).toHaveLength(1);
@@ -184,6 +189,49 @@ describe('injected XAPI errors', () => {
     await truths.checkAll(bad.vmUuid, JOB);
     expect(await listJson(stack.remoteDir('nas'), good.vmUuid)).toHaveLength(before[good.vmName].length + 1);
     await expectHealthy(good.vmName);
+
+    // Status tells the truth: the run and the bad VM's child are Failed in Temporal, the other
+    // VM's child Completed, as `temporal workflow list` shows them.
+    await eventually(async () => {
+      const listed = await listWorkflows(
+        stack.namespace,
+        `XcpbJobId='${JOB}' AND WorkflowId STARTS_WITH '${workflowId}'`,
+      );
+      const status = Object.fromEntries(listed.map((w) => [w.workflowId, w.status]));
+      expect(status).toEqual({
+        [workflowId]: 'FAILED',
+        [bad.workflowId]: 'FAILED',
+        [good.workflowId]: 'COMPLETED',
+      });
+    }, 20_000);
+    // The failure is ours, not retried, and carries the report: `xcpb runs show` prints all of it.
+    const failure = await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toMatchObject({ type: 'XcpbRunFailed', nonRetryable: true });
+    expect(cause.message).toContain(`1 of 2 VMs failed (${bad.vmName})`);
+    expect(cause.details?.[0]).toEqual(report);
+    const shown = await runXcpb([
+      'runs',
+      'show',
+      workflowId,
+      '--json',
+      '--address',
+      temporalAddress(),
+      '--namespace',
+      stack.namespace,
+    ]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toEqual(report);
+    const vmFailure = await stack.client.workflow
+      .getHandle(bad.workflowId)
+      .result()
+      .catch((e: unknown) => e);
+    expect((vmFailure as WorkflowFailedError).cause).toMatchObject({ type: 'XcpbVmBackupFailed' });
+    expect(await vmReportOf(stack.client.workflow.getHandle(bad.workflowId))).toEqual(bad);
   });
 
   it('an export cut after N bytes is exported again from the start, with the same snapshot', async () => {

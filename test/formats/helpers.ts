@@ -8,10 +8,10 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { type BlockSource, createVhdStream, VHD_BLOCK_SIZE } from '../../formats/vhd';
+import { judgeChain } from '../tools/vhd-chain-judge';
 
 export const run = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
-export const chainToRaw = path.resolve(repoRoot, '../shared/tools/vhd-chain-to-raw');
 
 export async function makeTmp(prefix = 'xcpb-formats-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
@@ -113,7 +113,7 @@ export async function expectRawEquals(
 
 /** Runs the independent judge: qemu-img based chain rebuild. */
 export async function judge(out: string, ...layers: string[]): Promise<void> {
-  await run(chainToRaw, [out, ...layers], { maxBuffer: 1 << 24 });
+  await judgeChain(out, layers);
 }
 
 /** Random sorted subset of [0, n). */

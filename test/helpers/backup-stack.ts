@@ -1,14 +1,13 @@
 // The whole product in one test process: the simulator over real HTTP, local remotes in a temporary
 // folder, the real workers on their own namespace of the shared Temporal dev server, and a client.
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
 import { connectClient, type TemporalTarget } from '../../client/connect';
+import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
 import { jobInput } from '../../core/job-input';
@@ -18,10 +17,9 @@ import { type Scenario, type SimPool, type Simulator, startSimulator } from '../
 import { installRuntime } from '../../workers/runtime';
 import { bundleWorkflows, connectWorkers, createWorkerSet, type WorkerSet } from '../../workers/workers';
 import { connectXapi, type XapiClient } from '../../xapi';
-import { repoRoot } from './cli';
+import { judgeChain } from '../tools/vhd-chain-judge';
 import { claimNamespace, temporalAddress, testClient } from './temporal';
 
-const exec = promisify(execFile);
 export const PASSWORD_ENV = 'XCPB_TEST_POOL_PASSWORD';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -29,7 +27,8 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export const sharedBundle = () => (bundle ??= bundleWorkflows());
 
 export interface StackOptions {
-  scenario: Scenario;
+  /** a scenario, or `demo` for the demo pool of simulator/scenarios/demo.yaml */
+  scenario: Scenario | 'demo';
   jobs: unknown[];
   remotes?: string[];
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
@@ -37,6 +36,8 @@ export interface StackOptions {
   workers?: boolean;
   /** another Temporal than the shared dev server (test/cluster): its client connects there */
   temporal?: TemporalTarget;
+  /** VM lock stale period of the workers (default: the product's) */
+  vmLockStaleMs?: number;
 }
 
 export class BackupStack {
@@ -48,6 +49,7 @@ export class BackupStack {
     readonly namespace: string,
     readonly dir: string,
     private connection?: NativeConnection,
+    readonly vmLockStaleMs?: number,
     private workerSet?: WorkerSet,
     private running?: Promise<void>,
   ) {}
@@ -88,7 +90,7 @@ export class BackupStack {
   /** Starts a run of a job as a schedule would, and waits for its report. */
   async runJob(jobId: string, scheduleId?: string): Promise<RunReport> {
     const handle = await this.startJob(jobId, scheduleId);
-    return (await handle.result()) as RunReport;
+    return runReportOf(handle);
   }
 
   async startJob(jobId: string, scheduleId?: string) {
@@ -109,6 +111,7 @@ export class BackupStack {
       connection: this.connection,
       namespace: this.namespace,
       workflowBundle: await sharedBundle(),
+      vmLockStaleMs: this.vmLockStaleMs,
     });
     this.running = this.workerSet.run();
   }
@@ -155,7 +158,7 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
   const namespace = o.temporal?.namespace ?? (await claimNamespace());
   const client = o.temporal ? await connectClient(o.temporal) : await testClient(namespace);
-  const stack = new BackupStack(sim, result.config, client, namespace, dir);
+  const stack = new BackupStack(sim, result.config, client, namespace, dir, undefined, o.vmLockStaleMs);
   if (o.workers !== false) await stack.startWorkers();
   return stack;
 }
@@ -164,9 +167,7 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
 export async function chainToRaw(files: string[]): Promise<Buffer> {
   const out = path.join(os.tmpdir(), `xcpb-judge-${process.pid}-${Date.now()}.raw`);
   try {
-    await exec(path.resolve(repoRoot, '../shared/tools/vhd-chain-to-raw'), [out, ...files], {
-      maxBuffer: 1 << 20,
-    });
+    await judgeChain(out, files);
     return await readFile(out);
   } finally {
     await rm(out, { force: true });

@@ -268,7 +268,7 @@ describe("Xen Orchestra's layout", () => {
       () => undefined,
       (e) => e,
     );
-    expect(String(err?.cause?.cause?.message ?? err)).toMatch(/is missing on remote xo/);
+    expect(String(err?.cause?.message ?? err)).toMatch(/is missing on remote xo/);
   });
 
   it('the CLI lists them (--json) and restores one (--json names the VM and its VDIs)', async () => {
@@ -301,5 +301,15 @@ describe("Xen Orchestra's layout", () => {
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid backup id/);
+    // Well-formed but of no backup: refused before any workflow starts, naming the remote.
+    const vmUuid = id(1).split(':')[1].split('/')[0];
+    const unknown = await runXcpb(
+      ['restore', `xo:${vmUuid}/20990101T000000Z`, '--config', config, '--pool', 'lab', '--sr', 'Local'],
+      { ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
+    expect(unknown.code, unknown.stderr).toBe(2);
+    expect(unknown.stderr).toMatch(
+      /no backup xo:\S+\/20990101T000000Z on remote xo \(that VM has \d+ backups, the newest xo:/,
+    );
   });
 });

@@ -72,9 +72,9 @@ describe('xcpb apply', () => {
 
     const second = await runXcpb(['apply', file], env);
     expect(second.code).toBe(0);
-    expect(second.stdout).toMatch(/^no change/);
+    expect(second.stdout).toMatch(/^config a: no change/);
 
-    const changed = await writeConfig('b.yaml', (c) => (c.jobs[0].schedules[0].cron = '15 2 * * *'));
+    const changed = await writeConfig('a.yaml', (c) => (c.jobs[0].schedules[0].cron = '15 2 * * *'));
     const third = await runXcpb(['apply', changed], env);
     expect(third.stdout).toContain('~ update xcpb:prod-nightly:nightly (definition changed)');
     expect(third.stdout).toContain('0 created, 1 updated, 0 deleted');
@@ -109,9 +109,14 @@ describe('xcpb apply', () => {
       action: { type: 'startWorkflow', workflowType: 'other', taskQueue: 'other', args: [] },
     });
     expect((await runXcpb(['apply', await writeConfig('d.yaml')], env)).code).toBe(0);
-    const removed = await writeConfig('e.yaml', (c) => c.jobs.splice(1, 1));
-    const result = await runXcpb(['apply', removed], env);
-    expect(result.stdout).toContain('- delete xcpb:dev-weekly:sunday');
+    const removed = await writeConfig('d.yaml', (c) => c.jobs.splice(1, 1));
+    // Not on a terminal, deleting needs --yes: without it nothing changes.
+    const refused = await runXcpb(['apply', removed], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('nothing changed: deleting schedules needs --yes');
+    expect(await ourScheduleIds()).toEqual(EXAMPLE_IDS);
+    const result = await runXcpb(['apply', removed, '--yes'], env);
+    expect(result.stdout).toContain('- delete xcpb:dev-weekly:sunday (config d)');
     expect(result.stdout).toContain('0 created, 0 updated, 2 deleted');
     expect(await ourScheduleIds()).toEqual(['xcpb:prod-nightly:nightly']);
     await client.schedule.getHandle('hand-made').describe();
@@ -129,6 +134,35 @@ describe('xcpb apply', () => {
       const listed = (JSON.parse(stdout) as { scheduleId: string }[]).map((s) => s.scheduleId).sort();
       expect(listed).toEqual(['hand-made', 'xcpb:prod-nightly:nightly']);
     });
+  });
+
+  it("an apply of a second config leaves the first config's schedules alone; --prune deletes them", async () => {
+    expect((await runXcpb(['apply', await writeConfig('first.yaml')], env)).code).toBe(0);
+    const second = await writeConfig('second.yaml', (c) => {
+      c.jobs = [{ ...c.jobs[0], id: 'other-nightly' }];
+    });
+    const result = await runXcpb(['apply', second], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('config second:');
+    expect(result.stdout).toContain('3 schedules of other configs left alone (--prune deletes them)');
+    expect(result.stdout).toContain('1 created, 0 updated, 0 deleted');
+    const ids = await readOwnedSchedules(client, [...EXAMPLE_IDS, 'xcpb:other-nightly:nightly']);
+    expect(ids.map((s) => [s.scheduleId, s.configName])).toEqual([
+      ['xcpb:dev-weekly:monthly-archive', 'first'],
+      ['xcpb:dev-weekly:sunday', 'first'],
+      ['xcpb:other-nightly:nightly', 'second'],
+      ['xcpb:prod-nightly:nightly', 'first'],
+    ]);
+    // Applying the first again changes nothing of the second's.
+    const again = await runXcpb(['apply', await writeConfig('first.yaml')], env);
+    expect(again.stdout).toContain('no change (3 schedules up to date)');
+
+    const pruned = await runXcpb(['apply', second, '--prune', '--yes'], env);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toContain('- delete xcpb:prod-nightly:nightly (config first)');
+    expect(pruned.stdout).toContain('0 created, 0 updated, 3 deleted');
+    const left = await readOwnedSchedules(client, [...EXAMPLE_IDS, 'xcpb:other-nightly:nightly']);
+    expect(left.map((s) => s.scheduleId)).toEqual(['xcpb:other-nightly:nightly']);
   });
 
   it('--dry-run prints the diff and changes nothing', async () => {

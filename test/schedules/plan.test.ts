@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
-import { desiredSchedules, planSchedules } from '../../schedules/plan';
+import { configNameFor, desiredSchedules, planSchedules } from '../../schedules/plan';
 
 function config(cron = '0 3 * * *', enabled = true): Config {
   const result = validateConfig({
@@ -48,11 +48,27 @@ describe('schedule plan', () => {
     expect(plan.update.map((u) => u.reasons)).toEqual([['pause']]);
   });
 
-  it('removes our schedules that left the file and never touches others', () => {
-    const plan = planSchedules(desiredSchedules(config()), [
-      { scheduleId: 'xcpb:gone:x', paused: false },
+  it("removes this config's schedules that left the file and never touches others", () => {
+    const existing = [
+      { scheduleId: 'xcpb:gone:x', paused: false, configName: 'default' },
+      { scheduleId: 'xcpb:theirs:x', paused: false, configName: 'other' },
+      { scheduleId: 'xcpb:unnamed:x', paused: false },
       { scheduleId: 'someone-elses', paused: false },
-    ]);
+    ];
+    const plan = planSchedules(desiredSchedules(config()), existing);
     expect(plan.remove.map((e) => e.scheduleId)).toEqual(['xcpb:gone:x']);
+    expect(plan.others.map((e) => e.scheduleId)).toEqual(['xcpb:theirs:x', 'xcpb:unnamed:x']);
+    const pruned = planSchedules(desiredSchedules(config()), existing, { prune: true });
+    expect(pruned.remove.map((e) => e.scheduleId)).toEqual([
+      'xcpb:gone:x',
+      'xcpb:theirs:x',
+      'xcpb:unnamed:x',
+    ]);
+  });
+
+  it("records the config's name: its file name, unless the config names itself", () => {
+    expect(configNameFor({}, '/etc/xcpb/prod.yaml')).toBe('prod');
+    expect(configNameFor({ name: 'lab' }, '/etc/xcpb/prod.yaml')).toBe('lab');
+    expect(desiredSchedules(config(), 'prod').every((d) => d.configName === 'prod')).toBe(true);
   });
 });

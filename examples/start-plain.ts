@@ -1,0 +1,31 @@
+// Starting a backup run from any program, with nothing but @temporalio/client (no import of this
+// project): the start contract is the JSON of docs/schemas/backup-job-input.json.
+//   TEMPORAL_ADDRESS=127.0.0.1:7233 npx tsx examples/start-plain.ts
+// Workers must be running (`xcpb worker --config <file>`, or `npm start` for the demo pool).
+import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
+
+const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
+const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+try {
+  const handle = await client.workflow.start('backupJob', {
+    taskQueue: 'xcpb',
+    workflowId: `xcpb:x:manual-${new Date().toISOString()}`,
+    // Only job.id, job.mode, job.vms and job.remotes are required; the rest gets the config's defaults.
+    args: [{ job: { id: 'x', mode: 'delta', vms: { pools: ['demo'] }, remotes: ['local'] } }],
+  });
+  console.log(`started ${handle.workflowId}`);
+  let report: { status: string; vms: { vmName: string; status: string }[] };
+  try {
+    report = await handle.result(); // Completed: every VM succeeded or was skipped
+  } catch (err) {
+    // Failed: a VM failed (XcpbRunFailed, the report in the details) or the input was refused
+    // (XcpbInvalidInput, naming the field); anything else (cancelled, terminated) is rethrown.
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    if (!(cause instanceof ApplicationFailure) || cause.type !== 'XcpbRunFailed') throw err;
+    report = cause.details?.[0] as typeof report;
+  }
+  for (const vm of report.vms) console.log(`${vm.status.padEnd(8)} ${vm.vmName}`);
+  process.exitCode = report.status === 'failure' ? 1 : 0;
+} finally {
+  await connection.close();
+}

@@ -1,0 +1,85 @@
+// The disks of one delta backup on a remote, in the VM's device order, each opened as a read-only
+// block device over its whole VHD chain (formats/disk). The only place file-level restore learns
+// where a backup's disks are.
+import type { BackupRef } from '../core/restore-backup-id';
+import type { BlockDevice } from '../formats/disk/device';
+import { openLocalChainDevice } from '../formats/disk/vhd-chain-device';
+import { backupMetadataSchema, describeSchemaError } from './backup-metadata';
+import { backupPaths, resolveInVmDir } from './backup-paths';
+import { isRemoteError, type Remote, RemoteError } from './remote';
+
+export interface BackupDisk {
+  /** Position among the backup's disks, 0 first (VBD userdevice order). */
+  index: number;
+  /** VDI name in the backup's metadata. */
+  name: string;
+  /** Tip VHD, relative to the remote root. */
+  vhdPath: string;
+  virtualSize?: number;
+}
+
+type Rec = Record<string, unknown>;
+
+/** The data disks of a delta backup (memory images left out), in device order. */
+export async function listBackupDisks(remote: Remote, ref: BackupRef): Promise<BackupDisk[]> {
+  const id = backupPaths(ref.vmUuid, ref.basename).metadata;
+  let raw: unknown;
+  try {
+    raw = JSON.parse((await remote.readFile(id)).toString());
+  } catch (e) {
+    if (isRemoteError(e, 'ENOENT')) {
+      throw new RemoteError(remote.id, id, 'ENOENT', `no backup ${ref.vmUuid}/${ref.basename}`);
+    }
+    throw e;
+  }
+  const parsed = backupMetadataSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new RangeError(`backup ${id}: invalid metadata: ${describeSchemaError(parsed.error)}`);
+  const meta = parsed.data;
+  if (meta.mode !== 'delta') {
+    throw new RangeError(
+      `backup ${ref.vmUuid}/${ref.basename} is a full (XVA) backup: file restore reads delta backups`,
+    );
+  }
+  const snapshot = (meta.vmSnapshot ?? {}) as Rec;
+  const position = new Map<string, number>();
+  for (const vbd of Object.values((meta.vbds ?? {}) as Record<string, Rec>)) {
+    const n = Number(vbd.userdevice);
+    if (typeof vbd.VDI === 'string' && Number.isFinite(n)) position.set(vbd.VDI, n);
+  }
+  const disks = Object.entries(meta.vhds)
+    .filter(([key]) => {
+      const vdi = (meta.vdis[key] ?? {}) as Rec;
+      return vdi.type !== 'suspend' && snapshot.suspend_VDI !== key;
+    })
+    .map(([key, vhdRef], order) => {
+      const vdi = (meta.vdis[key] ?? {}) as Rec;
+      return {
+        sort: position.get(key) ?? 1000 + order,
+        name: String(vdi.name_label ?? key),
+        vhdPath: resolveInVmDir(ref.vmUuid, vhdRef),
+        ...(vdi.virtual_size !== undefined ? { virtualSize: Number(vdi.virtual_size) } : {}),
+      };
+    })
+    .sort((a, b) => a.sort - b.sort);
+  return disks.map(({ sort: _s, ...d }, index) => ({ index, ...d }));
+}
+
+/** One disk as a block device over its whole chain, however long. */
+export async function openBackupDisk(
+  remote: Remote,
+  disk: BackupDisk,
+  opts: { cacheBlocks?: number; maxOpenFiles?: number } = {},
+): Promise<BlockDevice> {
+  const local = remote.localPath(disk.vhdPath);
+  if (local === undefined) {
+    // formats/disk/chainDevice takes RangedFiles: a remote with ranged reads plugs in there.
+    throw new RemoteError(
+      remote.id,
+      disk.vhdPath,
+      'UNSUPPORTED',
+      'file restore needs a remote with local paths for now',
+    );
+  }
+  return openLocalChainDevice(local, opts);
+}

@@ -1,0 +1,106 @@
+// The start contract as a user meets it: `temporal workflow start` with the minimal input of the
+// README backs up the demo pool (every default filled in the workflow); a misspelt mode fails the
+// run at once, naming job.mode, without a single activity.
+
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runReportOf } from '../../client/run-result';
+import { pretty } from '../durability/checks';
+import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { runXcpb } from '../helpers/cli';
+import { temporalAddress, temporalCli } from '../helpers/temporal';
+
+let stack: BackupStack;
+
+beforeAll(async () => {
+  stack = await startBackupStack({ scenario: 'demo', jobs: [], remotes: ['local'] });
+});
+afterAll(() => stack?.close());
+
+/** `temporal workflow start --type backupJob --task-queue xcpb --input '…'`, as in the README. */
+async function temporalStart(workflowId: string, input: string): Promise<void> {
+  const r = await temporalCli([
+    'workflow',
+    'start',
+    '--type',
+    'backupJob',
+    '--task-queue',
+    'xcpb',
+    '--workflow-id',
+    workflowId,
+    '--namespace',
+    stack.namespace,
+    '--input',
+    input,
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+describe('backupJob started by the temporal CLI', () => {
+  it('the minimal input backs up the demo pool', async () => {
+    const workflowId = `xcpb:x:cli-${Date.now()}`;
+    await temporalStart(
+      workflowId,
+      '{"job":{"id":"x","mode":"delta","vms":{"pools":["demo"]},"remotes":["local"]}}',
+    );
+    const handle = stack.client.workflow.getHandle(workflowId);
+    const report = await runReportOf(handle);
+    expect(report.status, pretty(report)).toBe('success');
+    // Every VM of the pool (templates never), each backed up to the remote.
+    expect(report.vms.map((v) => v.vmName).sort()).toEqual([
+      'build-dev-01',
+      'db-prod-01',
+      'test-dev-02',
+      'web-prod-01',
+    ]);
+    for (const vm of report.vms) {
+      expect(vm.status, pretty(report)).toBe('success');
+      expect(vm.steps.find((s) => s.name === 'transfer')).toMatchObject({
+        target: 'local',
+        status: 'success',
+      });
+    }
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+  });
+
+  it('"mode":"fulll" fails at once naming job.mode, and no activity runs', async () => {
+    const workflowId = `xcpb:x:fulll-${Date.now()}`;
+    await temporalStart(
+      workflowId,
+      '{"job":{"id":"x","mode":"fulll","vms":{"pools":["demo"]},"remotes":["local"]}}',
+    );
+    const handle = stack.client.workflow.getHandle(workflowId);
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as {
+      type?: string;
+      nonRetryable?: boolean;
+      message: string;
+    };
+    expect(cause).toMatchObject({ type: 'XcpbInvalidInput', nonRetryable: true });
+    expect(cause.message).toMatch(
+      /^invalid backupJob input: job\.mode: Invalid option: expected one of "snapshot"\|"full"\|"delta"/,
+    );
+    expect((await handle.describe()).status.name).toBe('FAILED');
+    const events = [];
+    for (const e of (await handle.fetchHistory()).events ?? []) events.push(e);
+    expect(events.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+    expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+
+    const shown = await runXcpb([
+      'runs',
+      'show',
+      workflowId,
+      '--json',
+      '--address',
+      temporalAddress(),
+      '--namespace',
+      stack.namespace,
+    ]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      status: 'failure',
+      reason: expect.stringMatching(/job\.mode/),
+    });
+  });
+});
