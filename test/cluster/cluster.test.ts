@@ -57,7 +57,7 @@ describe('a PostgreSQL-backed Temporal cluster with TLS', () => {
     const wrongCa = await runXcpb(['server', 'setup'], { ...env, TEMPORAL_TLS_CA: cluster.tls.otherCa });
     expect(wrongCa.code).toBe(1);
     expect(wrongCa.stderr.trim()).toBe(
-      `xcpb server: cannot connect to Temporal at ${address} (TLS): the server's certificate is not signed by the CA given (unable to verify the first certificate); check --tls-ca / TEMPORAL_TLS_CA`,
+      `xcpb server setup: cannot connect to Temporal at ${address} (TLS): the server's certificate is not signed by the CA given (unable to verify the first certificate); check --tls-ca / TEMPORAL_TLS_CA`,
     );
     const noCert = await runXcpb(['runs'], { ...env, TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' });
     expect(noCert.code).toBe(1);
@@ -116,7 +116,8 @@ describe('a PostgreSQL-backed Temporal cluster with TLS', () => {
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stdout).toContain(`+ create xcpb:${JOB}:daily`);
     const schedules = await runXcpb(['schedules'], env);
-    expect(schedules.stdout).toContain(`xcpb:${JOB}:daily  next: `);
+    expect(schedules.code, schedules.stderr).toBe(0);
+    expect(schedules.stdout).toContain(`xcpb:${JOB}:daily`);
 
     worker = await WorkerProcess.start(stack, { address: cluster.target.address, namespace: NAMESPACE, env });
     expect(worker.output).toContain(`on ${cluster.target.address} (${NAMESPACE})`);
