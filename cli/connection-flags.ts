@@ -41,6 +41,7 @@ export function withConnectionOptions(cmd: Command, o: { configFlag?: boolean } 
     ],
     ['--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")'],
     ['--tls', 'TLS to the frontend (env TEMPORAL_TLS; on by itself with any TLS setting or an API key)'],
+    ['--no-tls', 'plain gRPC even with TLS settings (env TEMPORAL_TLS=false)'],
     ['--tls-ca <file>', "CA of the server's certificate (env TEMPORAL_TLS_CA)"],
     ['--tls-cert <file>', 'client certificate, mTLS (env TEMPORAL_TLS_CERT)'],
     ['--tls-key <file>', 'client key, mTLS (env TEMPORAL_TLS_KEY)'],

@@ -3,7 +3,7 @@
 // secret the config references is mounted, long-running services restart and report health. The
 // image's contents install with `npm ci --omit=dev` and `xcpb` runs from them.
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -106,15 +106,24 @@ describe('docker-compose.yml', () => {
   }, async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'xcpb-image-'));
     temps.push(dir);
-    // What the Dockerfile copies: the tracked files, minus .dockerignore's top-level names.
+    // What the Dockerfile copies: the checkout, minus .dockerignore's names (top-level folders, *.ext).
     const ignored = (await readFile(path.join(repoRoot, '.dockerignore'), 'utf8'))
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    const { stdout } = await exec('git', ['ls-files'], { cwd: repoRoot, maxBuffer: 16 << 20 });
-    const files = stdout
-      .split('\n')
-      .filter((f) => f && !ignored.some((i) => f === i || f.startsWith(`${i}/`)));
+    const skip = (f: string) =>
+      ignored.some((i) => (i.startsWith('*') ? f.endsWith(i.slice(1)) : f === i || f.startsWith(`${i}/`)));
+    const files: string[] = [];
+    for (const top of (await readdir(repoRoot, { withFileTypes: true })).filter((e) => !skip(e.name))) {
+      if (top.isFile()) files.push(top.name);
+      else if (top.isDirectory())
+        for (const e of await readdir(path.join(repoRoot, top.name), {
+          recursive: true,
+          withFileTypes: true,
+        }))
+          if (e.isFile()) files.push(path.relative(repoRoot, path.join(e.parentPath, e.name)));
+    }
+    files.splice(0, files.length, ...files.filter((f) => !skip(f)));
     expect(files).toContain('bin/xcpb.mjs');
     expect(files.some((f) => f.startsWith('test/'))).toBe(false);
     for (const f of files) await cp(path.join(repoRoot, f), path.join(dir, f), { recursive: true });
