@@ -17,7 +17,13 @@ export {
   type StartBackupJobOptions,
   startBackupJob,
 } from './client/backup-client';
-export { connectClient, type TemporalTarget, temporalTarget } from './client/connect';
+export {
+  connectClient,
+  resolveTarget,
+  TemporalConnectionError,
+  type TemporalTarget,
+  temporalTarget,
+} from './client/connect';
 export {
   type RestoreOutcome,
   reportOf,

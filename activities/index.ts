@@ -24,6 +24,8 @@ export interface ActivityDeps {
   smtp?: SmtpConfig;
   /** How long a remote may take no data before it is dropped from an export (fan-out DEFAULT_STALL_MS). */
   transferStallMs?: number;
+  /** told of each merge done by retention (the worker's metrics) */
+  onMerge?: (remoteId: string, seconds: number) => void;
 }
 
 export function createBackupActivities({
@@ -32,12 +34,13 @@ export function createBackupActivities({
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
   smtp,
   transferStallMs,
+  onMerge,
 }: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes, transferStallMs),
-    ...createRemoteActivities(remotes, vmLockStaleMs),
+    ...createRemoteActivities(remotes, vmLockStaleMs, onMerge),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),

@@ -43,6 +43,8 @@ export function createRemoteActivities(
   remotes: RemoteRegistry,
   /** A run holds its VM lock across activities; a holder silent for longer than this loses it. */
   lockStaleAfterMs: number,
+  /** told of each merge done (the worker's metrics) */
+  onMerge: (remoteId: string, seconds: number) => void = () => {},
 ): Pick<
   BackupActivities,
   'prepareRemotes' | 'releaseRemotes' | 'holdVmLocks' | 'remotesMissingBase' | 'applyRemoteRetention'
@@ -151,11 +153,15 @@ export function createRemoteActivities(
               onProgress: (done: number, total: number) =>
                 Context.current().heartbeat({ merge: dir, done, total }),
             }),
-          mergeVhdIntoParent: (child) =>
-            mergeVhdIntoParent(child, {
+          mergeVhdIntoParent: async (child) => {
+            const started = performance.now();
+            const merged = await mergeVhdIntoParent(child, {
               onProgress: (done: number, total: number) =>
                 Context.current().heartbeat({ merge: child, done, total }),
-            }),
+            });
+            onMerge(req.remoteId, (performance.now() - started) / 1000);
+            return merged;
+          },
         },
       );
       return {

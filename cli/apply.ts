@@ -8,7 +8,13 @@ import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { applyPlan, listOwnedSchedules, planFromConfig } from '../schedules/apply';
 import { configNameFor, describePlan, planIsEmpty } from '../schedules/plan';
-import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
+import {
+  type ConnectionAndConfigFlags,
+  type ConnectionFlags,
+  clientFromFlags,
+  temporalSectionOf,
+  withConnectionOptions,
+} from './connection-flags';
 import { formatInZone, printJson } from './output';
 import { type Register, run, withExamples } from './program';
 
@@ -44,7 +50,7 @@ async function apply(file: string, o: ApplyFlags): Promise<number> {
     return 2;
   }
   const configName = configNameFor(loaded.config, file);
-  const client = await clientFromFlags(o);
+  const client = await clientFromFlags(o, loaded.config.temporal);
   try {
     const plan = await planFromConfig(client, loaded.config, { configName, prune: o.prune });
     const others = plan.others.length
@@ -97,12 +103,14 @@ export const registerSchedules: Register = (program) => {
         .command('schedules')
         .description("the xcpb schedules, their config, next runs (in the schedule's time zone) and last run")
         .option('--json', 'as JSON'),
+      { configFlag: true },
     ),
     'xcpb schedules',
     'xcpb schedules --json',
+    'xcpb schedules --config /etc/xcpb/prod.yaml   # on the Temporal its "temporal:" section names',
   ).action(
-    run(async (o: ConnectionFlags & { json?: boolean }) => {
-      const client = await clientFromFlags(o);
+    run(async (o: ConnectionAndConfigFlags & { json?: boolean }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
       try {
         const schedules = await listOwnedSchedules(client);
         if (o.json) {

@@ -1,12 +1,13 @@
 // `xcpb <command>`: commander, with one module per command. Only the module of the command typed is
 // loaded (the worker and demo modules pull in the Temporal worker); the table's summaries serve the
 // top-level help and the suggestions for a mistyped command.
+import { readFile } from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import type { Register } from './program';
 
 const commands: Record<string, { summary: string; load: () => Promise<Register> }> = {
   server: {
-    summary: 'install | start | stop | status the Temporal dev server',
+    summary: 'install | start | stop | status the Temporal dev server; setup prepares any cluster',
     load: async () => (await import('./server')).registerServer,
   },
   config: {
@@ -79,9 +80,15 @@ const commands: Record<string, { summary: string; load: () => Promise<Register> 
 
 export const COMMAND_NAMES = Object.keys(commands);
 
-function program(): Command {
+async function packageVersion(): Promise<string> {
+  const file = new URL('../package.json', import.meta.url);
+  return (JSON.parse(await readFile(file, 'utf8')) as { version: string }).version;
+}
+
+async function program(): Promise<Command> {
   return (
     new Command('xcpb')
+      .version(`xcpb ${await packageVersion()}`, '-V, --version', 'the version of xcp-backup')
       .description('Backups of XCP-ng / Citrix Hypervisor pools, each run a durable Temporal workflow.')
       .usage('<command> [options]')
       // A command's flags are its own: `runs show <id> --json` is show's --json, not runs'.
@@ -91,13 +98,15 @@ function program(): Command {
       .exitOverride()
       .addHelpText(
         'after',
-        '\nEvery command has --help with examples. Temporal: --address / TEMPORAL_ADDRESS, --namespace / TEMPORAL_NAMESPACE.\n',
+        '\nEvery command has --help with examples. Temporal: --address / TEMPORAL_ADDRESS, --namespace / TEMPORAL_NAMESPACE,\n' +
+          'TLS and API key flags / TEMPORAL_TLS_*, TEMPORAL_API_KEY, or the config file\'s "temporal:" section;\n' +
+          'a new cluster or namespace is prepared by `xcpb server setup`.\n',
       )
   );
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const root = program();
+  const root = await program();
   const entry = argv[0] !== undefined ? commands[argv[0]] : undefined;
   if (entry) (await entry.load())(root);
   else for (const [name, c] of Object.entries(commands)) root.command(name).description(c.summary);

@@ -13,15 +13,22 @@ export function withExamples(cmd: Command, ...examples: string[]): Command {
 
 /**
  * The action of a command: its exit code becomes the process's. A UsageError exits 2 and any other
- * error 1, each as one line `xcpb <command>: <message>` (no stack: these are the user's errors).
+ * error 1, each as one line `xcpb <command>: <message>` (no stack: these are the user's errors). An
+ * error of a namespace not prepared for xcp-backup says to run `xcpb server setup` instead of the
+ * server's message (not for `server setup` itself: it is the fix, its errors are shown as they are).
  */
 export function run<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
   return async (...args: A): Promise<void> => {
     const cmd = args.at(-1) as Command;
+    const path = commandPath(cmd);
     try {
       process.exitCode = await fn(...args);
     } catch (err) {
-      process.stderr.write(`xcpb ${commandPath(cmd)}: ${(err as Error).message}\n`);
+      const setupHint =
+        err instanceof UsageError || path === 'server setup'
+          ? undefined
+          : await (await import('./connection-flags')).explainSetupFailure(err);
+      process.stderr.write(`xcpb ${path}: ${setupHint ?? (err as Error).message}\n`);
       process.exitCode = err instanceof UsageError ? 2 : 1;
     }
   };

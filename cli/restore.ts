@@ -75,7 +75,7 @@ async function restore(backupId: string, values: RestoreFlags): Promise<number> 
       `no backup ${backupId} on remote ${backup.remoteId} (${known.length ? `that VM has ${known.length} backups, the newest ${formatBackupId({ ...backup, basename: newest!.basename })}` : 'no backup of that VM there'}; see \`xcpb backups list\`)`,
     );
   }
-  const client = await clientFromFlags(values);
+  const client = await clientFromFlags(values, config.temporal);
   const workflowId = `xcpb:restore:${backup.vmUuid}:${backup.basename}:${new Date().toISOString()}`;
   try {
     if (!values.json) process.stderr.write(dim(`restoring ${backupId} (workflow ${workflowId})…\n`));

@@ -48,7 +48,7 @@ async function runJob(jobId: string, o: RunFlags): Promise<number> {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
     return 2;
   }
-  const client = await clientFromFlags(o);
+  const client = await clientFromFlags(o, loaded.config.temporal);
   try {
     let workflowId: string;
     try {

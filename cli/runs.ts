@@ -3,7 +3,12 @@
 // running run to its end (again after a Ctrl-C).
 // `xcpb cancel <workflowId> [--wait]`: stop a run; its VMs still clean up their snapshots.
 import { cancelRun, getRunReport, getRunState, listRuns } from '../client/backup-client';
-import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
+import {
+  type ConnectionAndConfigFlags,
+  clientFromFlags,
+  temporalSectionOf,
+  withConnectionOptions,
+} from './connection-flags';
 import { printJson } from './output';
 import { positiveInt, type Register, run, withExamples } from './program';
 import { formatReportTree, formatRunsTable } from './report-format';
@@ -18,13 +23,14 @@ export const registerRuns: Register = (program) => {
         .option('--job <id>', 'only the runs of this job')
         .option('--limit <n>', 'at most this many', positiveInt, 20)
         .option('--json', 'as JSON'),
+      { configFlag: true },
     ),
     'xcpb runs',
     'xcpb runs --job prod-nightly --limit 5',
     'xcpb runs show xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
   ).action(
-    run(async (o: ConnectionFlags & { job?: string; limit: number; json?: boolean }) => {
-      const client = await clientFromFlags(o);
+    run(async (o: ConnectionAndConfigFlags & { job?: string; limit: number; json?: boolean }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
       try {
         const list = await listRuns(client, { jobId: o.job, limit: o.limit });
         if (o.json) printJson(list);
@@ -43,13 +49,14 @@ export const registerRuns: Register = (program) => {
         .argument('<workflowId>', 'as `xcpb runs` lists it')
         .option('--json', 'as JSON')
         .option('-f, --follow', 'follow a running run until it ends (exit 1 when it failed)'),
+      { configFlag: true },
     ),
     'xcpb runs show xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
     'xcpb runs show <workflowId> --follow',
     'xcpb runs show <workflowId> --json | jq .vms[].status',
   ).action(
-    run(async (workflowId: string, o: ConnectionFlags & { json?: boolean; follow?: boolean }) => {
-      const client = await clientFromFlags(o);
+    run(async (workflowId: string, o: ConnectionAndConfigFlags & { json?: boolean; follow?: boolean }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
       try {
         if (o.follow) return await followAndPrint(client, workflowId, { json: o.json });
         const report = await getRunReport(client, workflowId, { liveBytes: true });
@@ -71,12 +78,13 @@ export const registerCancel: Register = (program) => {
         .description('cancel a run; each of its VMs still deletes its snapshot and releases its locks')
         .argument('<workflowId>', 'the run, as `xcpb runs` lists it')
         .option('--wait', 'wait until the run has ended'),
+      { configFlag: true },
     ),
     'xcpb cancel xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
     'xcpb cancel <workflowId> --wait',
   ).action(
-    run(async (workflowId: string, o: ConnectionFlags & { wait?: boolean }) => {
-      const client = await clientFromFlags(o);
+    run(async (workflowId: string, o: ConnectionAndConfigFlags & { wait?: boolean }) => {
+      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
       try {
         await cancelRun(client, workflowId);
         if (!o.wait) {

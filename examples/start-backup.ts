@@ -9,9 +9,9 @@ import {
   getRunReport,
   loadConfigFile,
   RunInFlightError,
+  resolveTarget,
   runReportOf,
   startBackupJob,
-  temporalTarget,
 } from '../index';
 
 const [configFile = 'examples/config.yaml', jobId = 'prod-nightly'] = process.argv.slice(2);
@@ -21,7 +21,8 @@ if (!loaded.ok) {
   console.error(formatProblems(loaded.problems));
   process.exit(2);
 }
-const client = await connectClient(temporalTarget());
+// TEMPORAL_* variables, else the config's `temporal:` section (address, namespace, TLS, API key).
+const client = await connectClient(resolveTarget({ config: loaded.config.temporal }));
 try {
   const handle = await startBackupJob(client, { config: loaded.config, jobId });
   console.log(`started ${handle.workflowId}`);

@@ -28,7 +28,7 @@ export async function temporalVersion(bin: string): Promise<string | undefined> 
   }
 }
 
-async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+export async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
     const candidate = path.join(dir, name);
     try {
@@ -72,22 +72,30 @@ export async function ensureTemporalCli(
 }
 
 async function buildWithGo(dir: string, log: Log, env: NodeJS.ProcessEnv): Promise<void> {
+  log(`building temporal ${TEMPORAL_CLI_VERSION} into ${dir} (first time only; takes minutes)`);
+  await goInstall(
+    [
+      '-ldflags',
+      `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+      `${MODULE}@v${TEMPORAL_CLI_VERSION}`,
+    ],
+    dir,
+    env,
+    `Install Go >= 1.25 (https://go.dev/dl/) and run \`xcpb server install\` again, or set TEMPORAL_CLI_PATH to a temporal ${TEMPORAL_CLI_VERSION} binary.`,
+  );
+}
+
+/** `go install <args>` with GOBIN = dir, offline but for the Go module proxy. */
+export async function goInstall(
+  args: string[],
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  noGoHint: string,
+): Promise<void> {
   const go = await onPath('go', env);
-  if (!go) {
-    throw new Error(
-      'No Temporal CLI found and no Go toolchain to build one. Install Go >= 1.25 (https://go.dev/dl/) ' +
-        `and run \`xcpb server install\` again, or set TEMPORAL_CLI_PATH to a temporal ${TEMPORAL_CLI_VERSION} binary.`,
-    );
-  }
+  if (!go) throw new Error(`No Go toolchain on the PATH to build with. ${noGoHint}`);
   await mkdir(dir, { recursive: true });
-  log(`building temporal ${TEMPORAL_CLI_VERSION} with ${go} into ${dir} (first time only; takes minutes)`);
-  const args = [
-    'install',
-    '-ldflags',
-    `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
-    `${MODULE}@v${TEMPORAL_CLI_VERSION}`,
-  ];
-  const child = spawn(go, args, {
+  const child = spawn(go, ['install', ...args], {
     env: {
       ...env,
       GOBIN: dir,
@@ -104,7 +112,7 @@ async function buildWithGo(dir: string, log: Log, env: NodeJS.ProcessEnv): Promi
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   if (code !== 0) {
     throw new Error(
-      `go install of the Temporal CLI failed (exit ${code}). It needs the Go module proxy to be reachable ` +
+      `go install ${args.at(-1)} failed (exit ${code}). It needs the Go module proxy to be reachable ` +
         `(GOPROXY) and Go >= 1.25. Last output:\n${tail}`,
     );
   }

@@ -10,17 +10,21 @@ import {
 } from '@temporalio/worker';
 import { createBackupActivities } from '../activities';
 import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
+import { connectionFailure, sdkConnectionOptions, type TemporalTarget } from '../client/connect';
 import type { Config } from '../core/config/schema';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 import { openRemote } from '../remotes/open-remote';
 import type { Remote } from '../remotes/remote';
+import { metricsSinks, type ProductMetrics } from './metrics';
 
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
+const metricsInterceptorPath = path.resolve(import.meta.dirname, '../workflows/metrics-interceptor.ts');
 
 /** Bundles the workflow code once (webpack, ~2 s); share it between workers of one process. */
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath,
+    workflowInterceptorModules: [metricsInterceptorPath],
     logger: { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} } as never,
   });
 }
@@ -51,6 +55,8 @@ export interface WorkerSetOptions {
   vmLockStaleMs?: number;
   /** How long a remote may take no data before an export drops it (default fan-out DEFAULT_STALL_MS) */
   transferStallMs?: number;
+  /** where finished runs and merges are counted (`xcpb worker --metrics`) */
+  metrics?: ProductMetrics;
 }
 
 export interface WorkerSet {
@@ -78,6 +84,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
     vmLockStaleMs: o.vmLockStaleMs,
     smtp: o.config.smtp,
     transferStallMs: o.transferStallMs,
+    onMerge: o.metrics && ((remoteId, seconds) => o.metrics?.mergeDone(remoteId, seconds)),
   });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());
@@ -89,6 +96,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
       ...heartbeats,
       workflowBundle,
       activities,
+      sinks: metricsSinks(o.metrics),
     }),
   ];
   for (const pool of o.config.pools.filter((p) => !o.poolIds || o.poolIds.includes(p.id))) {
@@ -126,6 +134,13 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   };
 }
 
-export async function connectWorkers(address: string): Promise<NativeConnection> {
-  return NativeConnection.connect({ address });
+/** The native connection the workers poll through (an address alone: plain gRPC). */
+export async function connectWorkers(target: string | TemporalTarget): Promise<NativeConnection> {
+  const t: TemporalTarget = typeof target === 'string' ? { address: target, namespace: 'default' } : target;
+  const options = await sdkConnectionOptions(t);
+  try {
+    return await NativeConnection.connect(options);
+  } catch (err) {
+    throw await connectionFailure(t, err, options);
+  }
 }

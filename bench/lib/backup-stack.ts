@@ -5,7 +5,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectClient, type TemporalTarget } from '../../client/connect';
 import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
@@ -37,12 +38,14 @@ export async function startBenchStack(o: {
   scenario: Scenario;
   jobs: unknown[];
   childWorker?: boolean;
+  /** a Temporal of its own (bench/backup-cluster.ts); default: a dev server started here */
+  temporal?: TemporalTarget;
 }): Promise<BenchStack> {
   const dir = await mkdtemp(path.join(process.env.XCPB_BENCH_DIR ?? os.tmpdir(), 'xcpb-bench-'));
-  const server = await startOwnedDevServer({
-    cli: await ensureTemporalCli(),
-    logFile: path.join(dir, 'temporal.log'),
-  });
+  const server = o.temporal
+    ? { address: o.temporal.address, stop: async () => {} }
+    : await startOwnedDevServer({ cli: await ensureTemporalCli(), logFile: path.join(dir, 'temporal.log') });
+  const target: TemporalTarget = o.temporal ?? { address: server.address, namespace: 'default' };
   const sim = await startSimulator({ scenario: o.scenario, dataDir: path.join(dir, 'sim') });
   const remoteDir = path.join(dir, 'remote');
   const { mkdir } = await import('node:fs/promises');
@@ -60,8 +63,8 @@ export async function startBenchStack(o: {
   });
   if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
   const config = checked.config;
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
+  const client = await connectClient(target);
+  const connection = client.connection;
 
   let workers: WorkerSet | undefined;
   let running: Promise<void> | undefined;
@@ -79,8 +82,8 @@ export async function startBenchStack(o: {
     });
   } else {
     installRuntime();
-    const nc = await connectWorkers(server.address);
-    workers = await createWorkerSet({ config, connection: nc });
+    const nc = await connectWorkers(target);
+    workers = await createWorkerSet({ config, connection: nc, namespace: target.namespace });
     running = workers.run().finally(() => nc.close());
   }
   let n = 0;

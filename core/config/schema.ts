@@ -148,6 +148,32 @@ export const Job = z.strictObject({
   schedules: z.array(Schedule).default([]),
 });
 
+/** How workers and commands reach Temporal; flags and TEMPORAL_* variables override each field. */
+export const TemporalConnection = z.strictObject({
+  address: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('host:port of the Temporal frontend (default localhost:7233)'),
+  namespace: z.string().min(1).optional().describe('namespace of the runs and schedules (default "default")'),
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional().describe("file of the CA that signed the server's certificate"),
+      cert: z.string().min(1).optional().describe('file of the client certificate (mTLS)'),
+      key: SecretRef.optional().describe(
+        'the client private key (mTLS), e.g. { file: /run/secrets/temporal-key }',
+      ),
+      serverName: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("name in the server's certificate, when not the host"),
+    })
+    .optional()
+    .describe('TLS to the frontend; present (even empty) = TLS on'),
+  apiKey: SecretRef.optional().describe('API key sent as a bearer token (turns TLS on)'),
+});
+
 export const Config = z.strictObject({
   name: id
     .optional()
@@ -155,12 +181,14 @@ export const Config = z.strictObject({
       'name of this config: `xcpb apply` records it on each schedule and leaves the schedules of other configs alone (default: the file name without extension)',
     ),
   smtp: Smtp.optional(),
+  temporal: TemporalConnection.optional(),
   pools: z.array(Pool).default([]),
   remotes: z.array(Remote).default([]),
   jobs: z.array(Job).default([]),
 });
 
 export type SecretRef = z.infer<typeof SecretRef>;
+export type TemporalConnectionConfig = z.infer<typeof TemporalConnection>;
 export type PoolConfig = z.infer<typeof Pool>;
 export type RemoteConfig = z.infer<typeof Remote>;
 export type ScheduleConfig = z.infer<typeof Schedule>;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { connectClient, type TemporalTarget } from '../../client/connect';
 import { runReportOf } from '../../client/run-result';
 import type { Config } from '../../core/config/schema';
 import { validateConfig } from '../../core/config/validate';
@@ -39,6 +40,8 @@ export interface StackOptions {
   vmLockStaleMs?: number;
   /** how long a remote may take no data before an export drops it (default: the product's) */
   transferStallMs?: number;
+  /** another Temporal than the shared dev server (test/cluster): its client connects there */
+  temporal?: TemporalTarget;
 }
 
 export class BackupStack {
@@ -160,11 +163,12 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
     ...(o.smtp ? { smtp: o.smtp } : {}),
   });
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems)}`);
-  const namespace = await claimNamespace();
+  const namespace = o.temporal?.namespace ?? (await claimNamespace());
+  const client = o.temporal ? await connectClient(o.temporal) : await testClient(namespace);
   const stack = new BackupStack(
     sim,
     result.config,
-    await testClient(namespace),
+    client,
     namespace,
     dir,
     undefined,

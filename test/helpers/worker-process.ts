@@ -11,6 +11,10 @@ export interface WorkerProcessOptions {
   address?: string;
   /** namespace (default: the stack's) */
   namespace?: string;
+  /** more environment (TEMPORAL_TLS_* of a cluster) */
+  env?: Record<string, string>;
+  /** more arguments of `xcpb worker` */
+  args?: string[];
 }
 
 export class WorkerProcess {
@@ -40,7 +44,7 @@ export class WorkerProcess {
     const configFile = await stack.writeConfigFile();
     const child = spawn(
       process.execPath,
-      [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', configFile],
+      [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', configFile, ...(o.args ?? [])],
       {
         cwd: repoRoot,
         env: {
@@ -49,6 +53,7 @@ export class WorkerProcess {
           TEMPORAL_ADDRESS: o.address ?? temporalAddress(),
           TEMPORAL_NAMESPACE: o.namespace ?? stack.namespace,
           [PASSWORD_ENV]: stack.pool().password,
+          ...o.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

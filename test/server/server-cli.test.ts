@@ -62,6 +62,15 @@ describe('xcpb server', () => {
     ]);
     expect(retention).toMatch(/720h|30d|2592000/);
 
+    // Later commands on this machine find the recorded address without flags.
+    const runs = await runXcpb(['runs', '--job', 'none'], { ...env, TEMPORAL_ADDRESS: '' });
+    expect(runs.stderr).toBe('');
+    expect(runs.stdout).toContain('no runs');
+    const elsewhere = await runXcpb(['runs'], { ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(elsewhere.stderr, 'TEMPORAL_ADDRESS wins over the recorded address').toContain(
+      'cannot connect to Temporal at 127.0.0.1:1',
+    );
+
     expect((await runXcpb(['server', 'status'], env)).stdout).toContain('running');
     expect((await runXcpb(['server', 'stop'], env)).stdout).toContain('stopped');
     expect((await runXcpb(['server', 'status'], env)).code).toBe(1);
