@@ -1,13 +1,7 @@
 // Activities on the backup remotes: readiness and the per-VM lock, which bases a delta can chain
 // on, and retention with crash-safe merges.
 import { Context } from '@temporalio/activity';
-import { mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
-import { applyRetention } from '../remotes/apply-retention';
-import { backupPaths, vmBackupDir } from '../remotes/backup-paths';
-import type { Remote } from '../remotes/remote';
-import { cleanTemporaryFiles } from '../remotes/repository';
-import { readVhdParentFromHeader } from '../remotes/vhd-parent';
-import { acquireVmLock } from '../remotes/vm-lock';
+import { BackupRepository } from '../remotes/backup-repository';
 import type { BackupActivities, TargetOutcome } from './contract';
 import type { RemoteRegistry } from './transfer-activities';
 
@@ -15,28 +9,6 @@ import type { RemoteRegistry } from './transfer-activities';
 const LOCK_STALE_AFTER_MS = 12 * 3_600_000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/** The newest `<ts>` among the VM's backups on a remote (`<ts>.json` / `<ts>.xva`), if any. */
-async function newestBackupName(remote: Remote, vmUuid: string): Promise<string | undefined> {
-  const names = await remote.list(vmBackupDir(vmUuid)).catch(() => [] as string[]);
-  return names
-    .map((n) => /^(\d{8}T\d{6}Z)\.(json|xva)$/.exec(n)?.[1])
-    .filter((ts): ts is string => ts !== undefined)
-    .sort()
-    .at(-1);
-}
-
-async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefined> {
-  const local = remote.localPath(vhdPath);
-  if (!local || !(await remote.exists(vhdPath))) return undefined;
-  const file = await openVhdFile(local).catch(() => undefined);
-  if (!file) return undefined;
-  try {
-    return file.uuid;
-  } finally {
-    await file.close();
-  }
-}
 
 export function createRemoteActivities(
   remotes: RemoteRegistry,
@@ -49,11 +21,11 @@ export function createRemoteActivities(
       return Promise.all(
         remoteIds.map(async (remoteId): Promise<TargetOutcome> => {
           try {
-            const remote = remotes(remoteId);
-            await remote.checkWritable();
-            await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
-            await cleanTemporaryFiles(remote, vmUuid);
-            return { remoteId, ok: true, newestBackup: await newestBackupName(remote, vmUuid) };
+            const repository = new BackupRepository(remotes(remoteId));
+            await repository.checkWritable();
+            await repository.lockVm(vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+            await repository.cleanTemporaryFiles(vmUuid);
+            return { remoteId, ok: true, newestBackup: await repository.newestBackupName(vmUuid) };
           } catch (err) {
             return { remoteId, ok: false, error: message(err) };
           }
@@ -65,10 +37,10 @@ export function createRemoteActivities(
       for (const remoteId of remoteIds) {
         try {
           // The same owner takes its own lock back at once; another owner's lock is left alone.
-          const remote = remotes(remoteId);
-          const lock = await acquireVmLock(remote, vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
+          const repository = new BackupRepository(remotes(remoteId));
+          const lock = await repository.lockVm(vmUuid, owner, { staleAfterMs: LOCK_STALE_AFTER_MS });
           // Temporary files of attempts that died mid-write (their retry wrote its own).
-          await cleanTemporaryFiles(remote, vmUuid);
+          await repository.cleanTemporaryFiles(vmUuid);
           await lock.release();
         } catch {}
       }
@@ -77,13 +49,12 @@ export function createRemoteActivities(
     async remotesMissingBase({ remoteIds, vmUuid, jobId, disks }) {
       const missing: Record<string, string[]> = {};
       for (const disk of disks) {
-        const paths = backupPaths(vmUuid, disk.baseDatetime);
         missing[disk.chainVdiUuid] = [];
         for (const remoteId of remoteIds) {
-          const remote = remotes(remoteId);
           // The base backup must be complete (its metadata exists) and its VHD must be the base snapshot's.
-          const complete = await remote.exists(paths.metadata).catch(() => false);
-          const uuid = complete ? await vhdUuid(remote, paths.vhd(jobId, disk.chainVdiUuid)) : undefined;
+          const uuid = await new BackupRepository(remotes(remoteId))
+            .diskUuid(vmUuid, disk.baseDatetime, jobId, disk.chainVdiUuid)
+            .catch(() => undefined);
           if (uuid !== disk.baseVdiUuid) missing[disk.chainVdiUuid].push(remoteId);
         }
       }
@@ -91,7 +62,7 @@ export function createRemoteActivities(
     },
 
     async applyRemoteRetention(req) {
-      const remote = remotes(req.remoteId);
+      const repository = new BackupRepository(remotes(req.remoteId));
       const longTerm = req.retention.longTerm;
       const hasPolicy = req.retention.remote > 0 || Object.values(longTerm ?? {}).some((n) => n && n > 0);
       if (!hasPolicy) {
@@ -103,8 +74,7 @@ export function createRemoteActivities(
           explanation: ['no retention set: every backup kept'],
         };
       }
-      const report = await applyRetention(
-        remote,
+      const report = await repository.applyRetention(
         req.vmUuid,
         {
           scheduleId: req.scheduleId ?? '',
@@ -114,12 +84,10 @@ export function createRemoteActivities(
           timeZone: req.timezone,
         },
         {
-          readVhdParent: readVhdParentFromHeader,
-          mergeVhdIntoParent: (child) =>
-            mergeVhdIntoParent(child, {
-              onProgress: (done: number, total: number) =>
-                Context.current().heartbeat({ merge: child, done, total }),
-            }),
+          merge: {
+            onProgress: (done: number, total: number) =>
+              Context.current().heartbeat({ merge: { done, total } }),
+          },
         },
       );
       return {

@@ -20,15 +20,22 @@ import {
 import { type DeltaBackupMetadata, differencingKey, isDiskDifferencing } from './backup-metadata';
 import { resolveInVmDir, vmBackupDir } from './backup-paths';
 import { isRemoteError, type Remote, RemoteError } from './remote';
-import { type BackupEntry, deleteBackup, listVmBackups, rewriteBackupMetadata } from './repository';
+import {
+  type BackupEntry,
+  chainFolders,
+  deleteBackup,
+  listVmBackups,
+  rewriteBackupMetadata,
+  vhdsIn,
+} from './repository';
 
 export interface ApplyRetentionDeps {
   /**
-   * Merges the differencing VHD at `childLocalPath` into its parent in place; on success the merged
-   * disk is at `childLocalPath` and the parent file is gone. Must resume an interrupted merge when
-   * called again with the same child. (formats/vhd `mergeVhdIntoParent`.)
+   * Merges the differencing VHD at `childPath` (relative to the remote root) into its parent; on
+   * success the merged disk is at `childPath` and the parent file is gone. Must resume an interrupted
+   * merge when called again with the same child. (remotes/vhd-merge `mergeVhdOnRemote`.)
    */
-  mergeVhdIntoParent(childLocalPath: string): Promise<void>;
+  mergeVhdIntoParent(remote: Remote, childPath: string): Promise<void>;
   /** The parent of a VHD as a path relative to the remote root, or null for a full (dynamic) VHD. */
   readVhdParent(remote: Remote, vhdPath: string): Promise<string | null>;
 }
@@ -48,22 +55,13 @@ export async function readVhdLinks(
 ): Promise<VhdLink[]> {
   const vmDir = vmBackupDir(vmUuid);
   const links: VhdLink[] = [];
-  const list = (dir: string) =>
-    remote.list(dir).then(
-      (names) => names.filter((n) => !n.startsWith('.')),
-      (error) => {
-        if (isRemoteError(error, 'ENOENT') || isRemoteError(error, 'ENOTDIR')) return [];
-        throw error;
-      },
-    );
-  for (const job of await list(`${vmDir}/vdis`)) {
-    for (const vdi of await list(`${vmDir}/vdis/${job}`)) {
-      for (const name of await list(`${vmDir}/vdis/${job}/${vdi}`)) {
-        if (!name.endsWith('.vhd')) continue;
-        const path = `vdis/${job}/${vdi}/${name}`;
-        const parent = await readVhdParent(remote, `${vmDir}/${path}`);
-        links.push({ path, parent: parent === null ? null : relativeToVmDir(vmDir, parent) });
-      }
+  for (const dir of await chainFolders(remote, vmUuid)) {
+    for (const name of await vhdsIn(remote, dir)) {
+      const parent = await readVhdParent(remote, `${dir}/${name}`);
+      links.push({
+        path: relativeToVmDir(vmDir, `${dir}/${name}`),
+        parent: parent === null ? null : relativeToVmDir(vmDir, parent),
+      });
     }
   }
   return links;
@@ -118,7 +116,7 @@ export async function applyRetention(
   if (options.dryRun) return report;
 
   const inVmDir = (path: string) => resolveInVmDir(vmUuid, path);
-  // Merges write through local paths, around the Remote: make sure the remote takes writes first.
+  // Make sure the remote takes writes before the first step changes anything.
   if (plan.operations.length > 0) await remote.checkWritable();
   for (const op of plan.operations) {
     await execute(remote, op, byId, deps, inVmDir);
@@ -137,20 +135,11 @@ async function execute(
   switch (op.kind) {
     case 'merge': {
       const child = inVmDir(op.child);
-      const localChild = remote.localPath(child);
-      if (localChild === undefined) {
-        throw new RemoteError(
-          remote.id,
-          child,
-          'UNSUPPORTED',
-          'merging a VHD needs a remote with local paths',
-        );
-      }
       const parent = inVmDir(op.parent);
       // The contract: parent gone, merged disk at the child's name. Check rather than trust; a second
       // call covers a merge that returned early (e.g. it found a finished merge's leftover state file).
       for (let attempt = 0; attempt < 2; attempt++) {
-        await deps.mergeVhdIntoParent(localChild);
+        await deps.mergeVhdIntoParent(remote, child);
         if (!(await remote.exists(parent)) && (await remote.exists(child))) return;
       }
       throw new RemoteError(remote.id, child, 'EIO', `merge into ${op.parent} did not complete`);

@@ -1,14 +1,16 @@
 // A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { mergeVhdIntoParent } from '../formats/vhd';
 import {
   type AtomicWrite,
   type ByteRange,
   basenameOf,
+  type InPlaceEdits,
   normalizeRemotePath,
   type Remote,
   RemoteError,
@@ -85,10 +87,8 @@ class LocalRemote implements Remote {
   async createReadStream(path: string, range?: ByteRange): Promise<Readable> {
     const { rel, abs } = this.resolve(path);
     const handle = await this.guard('open', rel, () => open(abs, 'r'));
-    return createReadStream('', { fd: handle.fd, start: range?.start, end: range?.end, autoClose: true }).on(
-      'close',
-      () => void handle.close().catch(() => {}),
-    );
+    // The stream owns the handle and closes it once (closing the fd twice could close a reused fd).
+    return handle.createReadStream({ start: range?.start, end: range?.end, autoClose: true });
   }
 
   async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
@@ -213,9 +213,15 @@ class LocalRemote implements Remote {
     });
   }
 
-  localPath(path: string): string {
-    return this.resolve(path).abs;
-  }
+  readonly inPlace: InPlaceEdits = {
+    mergeVhdIntoParent: (childPath, options) => {
+      const { rel, abs } = this.resolve(childPath);
+      return this.guard('merge', rel, async () => {
+        await this.assertRootAlive(rel);
+        await mergeVhdIntoParent(abs, options);
+      });
+    },
+  };
 
   async checkWritable(): Promise<void> {
     // Random, not time-based: concurrent probes (many VMs of one run) must not share a name.

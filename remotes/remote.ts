@@ -2,6 +2,7 @@
 // Retry, throttling, fault injection, read-only views… wrap a Remote (decorators), they are not flags.
 // Paths are always relative to the remote's root, '/'-separated; `..` is refused.
 import type { Readable, Writable } from 'node:stream';
+import type { MergeOptions } from '../formats/vhd';
 
 /** What went wrong, portable across implementations (errno-like where one exists). */
 export type RemoteErrorCode =
@@ -84,11 +85,23 @@ export interface Remote {
   /** Replaces `to` if it exists. */
   rename(from: string, to: string): Promise<void>;
 
-  /** A local filesystem path for tools that need one (in-place VHD merge); undefined on object stores. */
-  localPath(path: string): string | undefined;
+  /**
+   * Present only on remotes whose files can be rewritten in place (a local or mounted folder, not
+   * encrypted). The others merge by other means (remotes/merge.ts); nothing reaches around a Remote.
+   */
+  readonly inPlace?: InPlaceEdits;
 
   /** Writes and removes a probe file; throws a RemoteError naming the remote if that fails. */
   checkWritable(): Promise<void>;
+}
+
+/** What only a remote that can rewrite a file in place offers. */
+export interface InPlaceEdits {
+  /**
+   * formats/vhd mergeVhdIntoParent on the differencing VHD at `childPath` (relative to the root):
+   * crash-safe and resumable; on success the merged disk has the child's name and the parent is gone.
+   */
+  mergeVhdIntoParent(childPath: string, options?: MergeOptions): Promise<void>;
 }
 
 /**
