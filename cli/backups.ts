@@ -44,7 +44,7 @@ export async function listBackupRows(
     let entries: BackupEntry[];
     let repository: BackupRepository;
     try {
-      repository = BackupRepository.readOnly(openRemote({ id: rc.id, url: rc.url }));
+      repository = BackupRepository.readOnly(openRemote(rc));
       entries = await repository.listAllBackups();
     } catch (err) {
       errors.push({ remoteId: rc.id, error: (err as Error).message });

@@ -17,6 +17,7 @@ export type RemoteErrorCode =
   | 'UNAVAILABLE' // the remote itself is gone (root missing, mount vanished)
   | 'UNSUPPORTED' // URL scheme or operation this implementation does not have
   | 'ABORTED' // an atomic write used after abort()
+  | 'BAD_KEY' // encrypted remote: missing, malformed or wrong key (refused before any write)
   | 'EIO';
 
 /** Every failure of a Remote: says which remote, which path, and what kind of failure. */

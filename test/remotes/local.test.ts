@@ -86,7 +86,7 @@ describe('local remote specifics', () => {
 
 describe('openRemote', () => {
   it('names the remote and the scheme it does not support', () => {
-    for (const scheme of ['s3', 'nfs', 'smb']) {
+    for (const scheme of ['ftp', 'sftp']) {
       let error: unknown;
       try {
         openRemote({ id: 'offsite', url: `${scheme}://host/path` });
