@@ -70,7 +70,7 @@ function encryptingStream(algorithm: Algorithm, key: Buffer): Transform {
 }
 
 /** The reverse, holding back the last 16 bytes (the tag); fails at the end if the file was altered. */
-function decryptingStream(algorithm: Algorithm, key: Buffer): Transform {
+function decryptingStream(algorithm: Algorithm, key: Buffer, wrap: (error: Error) => Error): Transform {
   let head = Buffer.alloc(0);
   let decipher: ReturnType<typeof decipherOf> | undefined;
   let tail = Buffer.alloc(0);
@@ -95,7 +95,7 @@ function decryptingStream(algorithm: Algorithm, key: Buffer): Transform {
         decipher.setAuthTag(tail);
         callback(null, decipher.final());
       } catch (error) {
-        callback(error as Error);
+        callback(wrap(error as Error));
       }
     },
   });
@@ -222,10 +222,15 @@ export function withEncryption(inner: Remote, key: () => Promise<string>): Remot
       const algorithm = await algorithmForReads();
       const k = await theKey();
       const source = await inner.createReadStream(path);
-      const plain = decryptingStream(algorithm, k);
-      const forward = (error: Error) =>
-        plain.destroy(new RemoteError(id, path, 'EIO', `cannot decrypt: ${error.message}`, { cause: error }));
-      source.on('error', forward);
+      const plain = decryptingStream(
+        algorithm,
+        k,
+        (error) =>
+          new RemoteError(id, path, 'EIO', `cannot decrypt: damaged file or not written with this key`, {
+            cause: error,
+          }),
+      );
+      source.on('error', (error) => plain.destroy(error));
       plain.on('error', () => source.destroy());
       source.pipe(plain);
       if (range === undefined) return plain;
