@@ -41,6 +41,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: '[--once] [--port N]  the whole stack on the simulator: two runs, then the Web UI',
     load: async () => (await import('./demo')).demoCommand,
   },
+  remotes: {
+    summary: 'test <id> --config <file> [--size MiB] [--json]  write, read back, rename, delete; MiB/s',
+    load: async () => (await import('./remotes')).remotesCommand,
+  },
   backups: {
     summary:
       'list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]  backups on the remotes, with their ids',
