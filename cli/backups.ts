@@ -124,6 +124,7 @@ export function formatBackupTable(rows: BackupRow[]): string {
 
 export async function backupsCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'delete') return (await import('./backups-delete')).backupsDeleteCommand(rest);
   if (sub !== 'list')
     throw new UsageError(
       'usage: xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]',

@@ -47,7 +47,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   backups: {
     summary:
-      'list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]  backups on the remotes, with their ids',
+      'list --config <file> [--remote <id>] [--vm <uuid|name>] [--json] | delete <id> --config <file>  backups on the remotes',
     load: async () => (await import('./backups')).backupsCommand,
   },
   restore: {

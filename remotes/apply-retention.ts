@@ -114,15 +114,49 @@ export async function applyRetention(
   });
   const report: RetentionReport = { decision, plan, done: [] };
   if (options.dryRun) return report;
+  report.done = await executePlan(remote, vmUuid, plan, byId, deps);
+  return report;
+}
 
+/**
+ * Deletes chosen backups of a VM with the chain rules of retention: a delta's VHD that newer kept
+ * backups still chain on is merged into its child first, then the metadata goes, then unneeded
+ * files. Returns what was done. Call it holding the VM lock.
+ */
+export async function removeBackups(
+  remote: Remote,
+  vmUuid: string,
+  ids: readonly string[],
+  deps: ApplyRetentionDeps,
+): Promise<{ plan: RetentionPlan; done: string[] }> {
+  const entries = await listVmBackups(remote, vmUuid, { readVhdParent: deps.readVhdParent });
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const unknown = ids.filter((id) => !byId.has(id));
+  if (unknown.length > 0) throw new RemoteError(remote.id, unknown[0]!, 'ENOENT', 'no such backup');
+  const plan = planChainRetention({
+    backups: entries.map(chainBackupOf),
+    vhds: await readVhdLinks(remote, vmUuid, deps.readVhdParent),
+    remove: [...ids],
+  });
+  return { plan, done: await executePlan(remote, vmUuid, plan, byId, deps) };
+}
+
+async function executePlan(
+  remote: Remote,
+  vmUuid: string,
+  plan: RetentionPlan,
+  byId: Map<string, BackupEntry>,
+  deps: ApplyRetentionDeps,
+): Promise<string[]> {
   const inVmDir = (path: string) => resolveInVmDir(vmUuid, path);
   // Make sure the remote takes writes before the first step changes anything.
   if (plan.operations.length > 0) await remote.checkWritable();
+  const done: string[] = [];
   for (const op of plan.operations) {
     await execute(remote, op, byId, deps, inVmDir);
-    report.done.push(describeOperation(op));
+    done.push(describeOperation(op));
   }
-  return report;
+  return done;
 }
 
 async function execute(

@@ -3,7 +3,7 @@
 // the CLI hold a BackupRepository; the CLI's is read-only (a Remote view that refuses every write).
 import type { RetentionPolicy } from '../core/retention';
 import { checkVhd, type MergeOptions, type VhdChain } from '../formats/vhd';
-import { applyRetention, type RetentionReport } from './apply-retention';
+import { applyRetention, type RetentionReport, removeBackups } from './apply-retention';
 import type { BackupMetadata } from './backup-metadata';
 import { backupPaths } from './backup-paths';
 import { readOnly } from './readonly';
@@ -102,6 +102,27 @@ export class BackupRepository {
 
   lockVm(vmUuid: string, owner: string, options: VmLockOptions): Promise<VmLock> {
     return acquireVmLock(this.remote, vmUuid, owner, options);
+  }
+
+  /**
+   * Deletes one backup (`<ts>` of a VM) by the chain rules: a delta that newer backups chain on is
+   * merged into its child first. Takes the VM lock for the time it works.
+   */
+  async deleteBackupByName(
+    vmUuid: string,
+    basename: string,
+    options: { owner: string; merge?: MergeOptions },
+  ): Promise<string[]> {
+    const lock = await this.lockVm(vmUuid, options.owner, { staleAfterMs: 12 * 3_600_000 });
+    try {
+      const { done } = await removeBackups(this.remote, vmUuid, [backupPaths(vmUuid, basename).metadata], {
+        readVhdParent,
+        mergeVhdIntoParent: (remote, child) => mergeVhdOnRemote(remote, child, options.merge),
+      });
+      return done;
+    } finally {
+      await lock.release();
+    }
   }
 
   /** Retention on one VM folder (hold its lock): deletes, and merges in whatever way this remote can. */

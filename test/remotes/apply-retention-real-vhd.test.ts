@@ -2,6 +2,7 @@
 // remote that can rewrite files) and by writing the merged file anew (any other remote); proves the
 // contracts line up (merged file under the child's name, parent gone, chains readable).
 
+import { rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ParentRef } from '../../formats/vhd';
@@ -11,6 +12,7 @@ import { BackupRepository } from '../../remotes/backup-repository';
 import type { Remote } from '../../remotes/remote';
 import { writeBackupMetadata } from '../../remotes/repository';
 import { readVhdParent } from '../../remotes/vhd-store';
+import { runXcpb } from '../helpers/cli';
 import { DAY, deltaMetadata, JOB, T0, tempRemote, VM } from './fixtures';
 
 const MiB = 1024 * 1024;
@@ -108,5 +110,40 @@ describe('listing real VHDs', () => {
     expect(entries[2]!.problems[0]).toMatch(
       /^delta vdis\/job-1\/vdi-a\/20261103T030000Z.vhd: its ancestor .*20261102T030000Z.vhd is unreadable/,
     );
+  });
+});
+
+describe('xcpb backups delete', () => {
+  it("deleting a delta's parent merges it into its child first: every other backup reads the same bytes", async () => {
+    const snapshots = await writeRealChain(4);
+    const config = `${(remote.url as string).replace('file://', '')}.config.json`;
+    await writeFile(config, JSON.stringify({ remotes: [{ id: 'nas', url: remote.url }] }));
+    try {
+      const out = await runXcpb(['backups', 'delete', `nas:${VM}/20261102T030000Z`, '--config', config]);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toContain(
+        'merge vdis/job-1/vdi-a/20261103T030000Z.vhd into its parent vdis/job-1/vdi-a/20261102T030000Z.vhd',
+      );
+      const repository = new BackupRepository(remote);
+      const entries = await repository.listVmBackups(VM);
+      expect(entries.map((e) => [e.basename, e.status])).toEqual([
+        ['20261101T030000Z', 'ok'],
+        ['20261103T030000Z', 'ok'],
+        ['20261104T030000Z', 'ok'],
+      ]);
+      const dir = `${vmBackupDir(VM)}/vdis/${JOB}/vdi-a`;
+      for (const [i, ts] of [
+        [0, '20261101T030000Z'],
+        [2, '20261103T030000Z'],
+        [3, '20261104T030000Z'],
+      ] as const) {
+        expect((await readDisk(`${dir}/${ts}.vhd`)).equals(snapshots[i]!), ts).toBe(true);
+      }
+      const missing = await runXcpb(['backups', 'delete', `nas:${VM}/20261102T030000Z`, '--config', config]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toMatch(/no such backup/);
+    } finally {
+      await rm(config, { force: true });
+    }
   });
 });
