@@ -3,10 +3,12 @@
 // where a backup's disks are.
 import type { BackupRef } from '../core/restore-backup-id';
 import type { BlockDevice } from '../formats/disk/device';
-import { openLocalChainDevice } from '../formats/disk/vhd-chain-device';
+import type { RangedFile } from '../formats/disk/file-pool';
+import { chainDevice, chainPathsIn } from '../formats/disk/vhd-chain-device';
 import { backupMetadataSchema, describeSchemaError } from './backup-metadata';
 import { backupPaths, resolveInVmDir } from './backup-paths';
 import { isRemoteError, type Remote, RemoteError } from './remote';
+import { remoteRangedFile, remoteVhdStore } from './vhd-store';
 
 export interface BackupDisk {
   /** Position among the backup's disks, 0 first (VBD userdevice order). */
@@ -65,21 +67,17 @@ export async function listBackupDisks(remote: Remote, ref: BackupRef): Promise<B
   return disks.map(({ sort: _s, ...d }, index) => ({ index, ...d }));
 }
 
-/** One disk as a block device over its whole chain, however long. */
+/**
+ * One disk as a block device over its whole chain, however long, read through ranged reads of the
+ * remote (no file handle is held: each read is one ranged read).
+ */
 export async function openBackupDisk(
   remote: Remote,
   disk: BackupDisk,
-  opts: { cacheBlocks?: number; maxOpenFiles?: number } = {},
+  opts: { cacheBlocks?: number } = {},
 ): Promise<BlockDevice> {
-  const local = remote.localPath(disk.vhdPath);
-  if (local === undefined) {
-    // formats/disk/chainDevice takes RangedFiles: a remote with ranged reads plugs in there.
-    throw new RemoteError(
-      remote.id,
-      disk.vhdPath,
-      'UNSUPPORTED',
-      'file restore needs a remote with local paths for now',
-    );
-  }
-  return openLocalChainDevice(local, opts);
+  const paths = await chainPathsIn(remoteVhdStore(remote), disk.vhdPath);
+  const files: RangedFile[] = [];
+  for (const p of paths) files.push(await remoteRangedFile(remote, p));
+  return chainDevice(files, opts);
 }

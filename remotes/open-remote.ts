@@ -1,14 +1,26 @@
-// Remote URL → Remote. Only file:// exists today; nfs://, smb:// (mounted) and s3:// will add cases.
+// Remote config → Remote: file:// (a local or mounted folder) or s3://, then encryption when the
+// config has an encryptionKey. Secrets (S3 secret key, encryption key) are references resolved on
+// first use, in the process that uses them; the Remote never holds the config's secret values.
 import { fileURLToPath } from 'node:url';
+import { resolveSecret } from '../config/secrets';
+import type { RemoteConfig as FullRemoteConfig } from '../core/config/schema';
+import { withEncryption } from './encrypted';
 import { createLocalRemote } from './local';
 import { type Remote, RemoteError } from './remote';
+import { createS3Remote } from './s3';
 
-export interface RemoteConfig {
-  id: string;
-  url: string;
+/** id and url are enough for a plain local folder; the rest as in the config file. */
+export type RemoteConfig = Pick<FullRemoteConfig, 'id' | 'url'> & Partial<FullRemoteConfig>;
+
+export function openRemote(config: RemoteConfig): Remote {
+  const remote = openPlain(config);
+  const key = config.encryptionKey;
+  if (key === undefined) return remote;
+  return withEncryption(remote, () => resolveSecret(key, `remotes.${config.id}.encryptionKey`));
 }
 
-export function openRemote({ id, url }: RemoteConfig): Remote {
+function openPlain(config: RemoteConfig): Remote {
+  const { id, url } = config;
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -26,10 +38,28 @@ export function openRemote({ id, url }: RemoteConfig): Remote {
     }
     return createLocalRemote({ id, root: fileURLToPath(parsed), url });
   }
+  if (parsed.protocol === 's3:') {
+    const { accessKeyId, secretAccessKey } = config;
+    if (accessKeyId === undefined || secretAccessKey === undefined) {
+      throw new RemoteError(id, '', 'UNSUPPORTED', 'an s3:// remote needs accessKeyId and secretAccessKey');
+    }
+    return createS3Remote({
+      id,
+      url,
+      region: config.region,
+      protocol: config.protocol,
+      allowUnauthorized: config.allowUnauthorized,
+      pathStyle: config.pathStyle,
+      credentials: async () => ({
+        accessKeyId,
+        secretAccessKey: await resolveSecret(secretAccessKey, `remotes.${id}.secretAccessKey`),
+      }),
+    });
+  }
   throw new RemoteError(
     id,
     '',
     'UNSUPPORTED',
-    `unsupported remote URL scheme ${JSON.stringify(parsed.protocol.replace(/:$/, ''))} (supported: file)`,
+    `unsupported remote URL scheme ${JSON.stringify(parsed.protocol.replace(/:$/, ''))} (supported: file, s3)`,
   );
 }

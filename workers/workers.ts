@@ -26,7 +26,7 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
 }
 
 export function remoteRegistry(config: Config): (remoteId: string) => Remote {
-  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote({ id: r.id, url: r.url })]));
+  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote(r)]));
   return (remoteId) => {
     const remote = remotes.get(remoteId);
     if (!remote)
