@@ -28,6 +28,7 @@ import {
   rewriteBackupMetadata,
   vhdsIn,
 } from './repository';
+import { deleteVhd } from './vhd-directory';
 
 export interface ApplyRetentionDeps {
   /**
@@ -215,7 +216,7 @@ async function execute(
       return;
     }
     case 'delete-vhd':
-      await remote.delete(inVmDir(op.path));
+      await deleteVhd(remote, inVmDir(op.path));
       return;
   }
 }

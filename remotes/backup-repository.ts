@@ -10,6 +10,7 @@ import { readOnly } from './readonly';
 import type { Remote } from './remote';
 import {
   type BackupEntry,
+  chainFolders,
   cleanTemporaryFiles,
   deleteBackup,
   listAllBackups,
@@ -17,8 +18,9 @@ import {
   newestBackupName,
   writeBackupMetadata,
 } from './repository';
+import { resumeDirectoryMerges, vhdPathOn } from './vhd-directory';
 import { mergeVhdOnRemote } from './vhd-merge';
-import { openRemoteChain, type RemoteVhd, readVhdParent, readVhdUuid } from './vhd-store';
+import { isFile, openRemoteChain, type RemoteVhd, readVhdParent, readVhdUuid } from './vhd-store';
 import { acquireVmLock, type VmLock, type VmLockOptions } from './vm-lock';
 
 export class BackupRepository {
@@ -60,7 +62,7 @@ export class BackupRepository {
   ): Promise<string | undefined> {
     const paths = backupPaths(vmUuid, basename);
     if (!(await this.remote.exists(paths.metadata))) return undefined;
-    return readVhdUuid(this.remote, paths.vhd(jobId, vdiUuid));
+    return readVhdUuid(this.remote, vhdPathOn(this.remote, paths.vhd(jobId, vdiUuid)));
   }
 
   /** A disk's whole chain, tip first, read through ranged reads of the remote. */
@@ -68,9 +70,12 @@ export class BackupRepository {
     return openRemoteChain(this.remote, vhdPath);
   }
 
-  /** Deep checks of every file of an open chain (footers, BAT overlaps, locators). */
+  /**
+   * Deep checks of every file of an open chain (footers, BAT overlaps, locators). A VHD directory's
+   * parts were checked when it was opened (checksums) and each block's size is checked when read.
+   */
   async checkChain(chain: VhdChain<RemoteVhd>): Promise<void> {
-    for (const file of chain.files) await checkVhd(file);
+    for (const file of chain.files) if (isFile(file)) await checkVhd(file);
   }
 
   /** Number of VHD files from `vhdPath` to its full disk; undefined when the chain cannot be read. */
@@ -88,8 +93,13 @@ export class BackupRepository {
     return length;
   }
 
+  /** Writes a backup's metadata last; its disk paths name this remote's layout (file or alias). */
   writeMetadata(metadata: BackupMetadata): Promise<string> {
-    return writeBackupMetadata(this.remote, metadata);
+    if (metadata.mode !== 'delta') return writeBackupMetadata(this.remote, metadata);
+    const vhds = Object.fromEntries(
+      Object.entries(metadata.vhds).map(([ref, path]) => [ref, vhdPathOn(this.remote, path)]),
+    );
+    return writeBackupMetadata(this.remote, { ...metadata, vhds });
   }
 
   deleteBackup(entry: BackupEntry): Promise<void> {
@@ -115,6 +125,7 @@ export class BackupRepository {
   ): Promise<string[]> {
     const lock = await this.lockVm(vmUuid, options.owner, { staleAfterMs: 12 * 3_600_000 });
     try {
+      await this.resumeMerges(vmUuid);
       const { done } = await removeBackups(this.remote, vmUuid, [backupPaths(vmUuid, basename).metadata], {
         readVhdParent,
         mergeVhdIntoParent: (remote, child) => mergeVhdOnRemote(remote, child, options.merge),
@@ -125,12 +136,18 @@ export class BackupRepository {
     }
   }
 
+  /** Finishes merges of VHD directories a crash interrupted (file merges resume inside the merge). */
+  private async resumeMerges(vmUuid: string): Promise<void> {
+    for (const dir of await chainFolders(this.remote, vmUuid)) await resumeDirectoryMerges(this.remote, dir);
+  }
+
   /** Retention on one VM folder (hold its lock): deletes, and merges in whatever way this remote can. */
-  applyRetention(
+  async applyRetention(
     vmUuid: string,
     policy: RetentionPolicy,
     options: { dryRun?: boolean; merge?: MergeOptions } = {},
   ): Promise<RetentionReport> {
+    if (!options.dryRun) await this.resumeMerges(vmUuid);
     return applyRetention(
       this.remote,
       vmUuid,

@@ -14,6 +14,7 @@ import {
   VhdError,
 } from '../formats/vhd';
 import { type Remote, RemoteError } from './remote';
+import { isAlias, mergeVhdDirectories } from './vhd-directory';
 import { type RemoteVhd, remoteVhdStore } from './vhd-store';
 
 export async function mergeVhdOnRemote(
@@ -21,6 +22,7 @@ export async function mergeVhdOnRemote(
   childPath: string,
   options: MergeOptions = {},
 ): Promise<void> {
+  if (isAlias(childPath)) return mergeVhdDirectories(remote, childPath, options.onProgress);
   if (remote.inPlace) return remote.inPlace.mergeVhdIntoParent(childPath, options);
   return rewriteMerge(remote, childPath, options);
 }
