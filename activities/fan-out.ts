@@ -40,13 +40,16 @@ export async function writeToRemotes(
   path: string,
   onProgress: (bytes: number) => void = () => {},
   signal?: AbortSignal,
+  /** How a target's write is opened (default: a plain atomic file; VHDs: remotes/vhd-directory). */
+  open: (remote: Remote, path: string) => Promise<AtomicWrite> = (remote, p) =>
+    remote.createWriteStreamAtomic(p),
 ): Promise<FanOutResult> {
   // A cancelled activity stops reading at once, whatever the source is doing.
   const stop = () => source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    return await fanOut(source, remotes, path, onProgress);
+    return await fanOut(source, remotes, path, onProgress, open);
   } finally {
     signal?.removeEventListener('abort', stop);
   }
@@ -57,11 +60,12 @@ async function fanOut(
   remotes: readonly Remote[],
   path: string,
   onProgress: (bytes: number) => void,
+  open: (remote: Remote, path: string) => Promise<AtomicWrite>,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
     remotes.map(async (remote): Promise<Target> => {
       try {
-        return { remote, write: await remote.createWriteStreamAtomic(path) };
+        return { remote, write: await open(remote, path) };
       } catch (err) {
         return { remote, error: message(err) };
       }

@@ -5,6 +5,7 @@ import { parseBackupTimestamp } from '../core/backup-time';
 import { reidentifyVhdStream } from '../formats/vhd/reidentify';
 import { backupPaths } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
+import { openVhdWrite } from '../remotes/vhd-directory';
 import type { BackupActivities, TransferResult } from './contract';
 import { withXapiFailures } from './failures';
 import { writeToRemotes } from './fan-out';
@@ -75,6 +76,7 @@ export function createTransferActivities(
             paths.vhd(req.jobId, req.chainVdiUuid),
             progress,
             cancellationSignal,
+            openVhdWrite,
           );
           return {
             ...result,

@@ -28,6 +28,7 @@ import {
   rewriteBackupMetadata,
   vhdsIn,
 } from './repository';
+import { deleteVhd } from './vhd-directory';
 
 export interface ApplyRetentionDeps {
   /**
@@ -231,7 +232,7 @@ async function execute(
       return;
     }
     case 'delete-vhd':
-      await remote.delete(inVmDir(op.path));
+      await deleteVhd(remote, inVmDir(op.path));
       return;
   }
 }

@@ -2,12 +2,14 @@
 // block device over its whole VHD chain (formats/disk). The only place file-level restore learns
 // where a backup's disks are.
 import type { BackupRef } from '../core/restore-backup-id';
-import type { BlockDevice } from '../formats/disk/device';
+import { type BlockDevice, cachedDevice } from '../formats/disk/device';
 import type { RangedFile } from '../formats/disk/file-pool';
 import { chainDevice, chainPathsIn } from '../formats/disk/vhd-chain-device';
+import { blockCount, makeChain, VHD_BLOCK_SIZE, type VhdDisk } from '../formats/vhd';
 import { backupMetadataSchema, describeSchemaError } from './backup-metadata';
 import { backupPaths, resolveInVmDir } from './backup-paths';
 import { isRemoteError, type Remote, RemoteError } from './remote';
+import { isAlias } from './vhd-directory';
 import { remoteRangedFile, remoteVhdStore } from './vhd-store';
 
 export interface BackupDisk {
@@ -69,15 +71,41 @@ export async function listBackupDisks(remote: Remote, ref: BackupRef): Promise<B
 
 /**
  * One disk as a block device over its whole chain, however long, read through ranged reads of the
- * remote (no file handle is held: each read is one ranged read).
+ * remote (no file handle is held: each read is one ranged read). A chain of VHD files is read by
+ * formats/disk's chain device (only allocated BAT entries in memory); one with VHD directories
+ * (remotes that cannot rewrite in place) through formats/vhd's chain of opened disks.
  */
 export async function openBackupDisk(
   remote: Remote,
   disk: BackupDisk,
   opts: { cacheBlocks?: number } = {},
 ): Promise<BlockDevice> {
-  const paths = await chainPathsIn(remoteVhdStore(remote), disk.vhdPath);
-  const files: RangedFile[] = [];
-  for (const p of paths) files.push(await remoteRangedFile(remote, p));
-  return chainDevice(files, opts);
+  const store = remoteVhdStore(remote);
+  const paths = await chainPathsIn(store, disk.vhdPath);
+  if (!paths.some(isAlias)) {
+    const files: RangedFile[] = [];
+    for (const p of paths) files.push(await remoteRangedFile(remote, p));
+    return chainDevice(files, opts);
+  }
+  const disks: VhdDisk[] = [];
+  try {
+    for (const p of paths) disks.push(await store.open(p));
+  } catch (error) {
+    await Promise.all(disks.map((d) => d.close().catch(() => {})));
+    throw error;
+  }
+  const chain = makeChain(disks);
+  const count = blockCount(chain.size);
+  return cachedDevice(
+    {
+      size: chain.size,
+      blockSize: VHD_BLOCK_SIZE,
+      readBlock: (i) => {
+        if (i < 0 || i >= count) throw new RangeError(`block ${i} outside the disk`);
+        return chain.readBlock(i);
+      },
+      close: () => chain.close(),
+    },
+    opts.cacheBlocks ?? 16,
+  );
 }

@@ -17,8 +17,9 @@ import {
   newestBackupName,
   writeBackupMetadata,
 } from './repository';
+import { vhdPathOn } from './vhd-directory';
 import { finishInterruptedMergesOnRemote, mergeVhdOnRemote } from './vhd-merge';
-import { openRemoteChain, type RemoteVhd, readVhdParent, readVhdUuid } from './vhd-store';
+import { isFile, openRemoteChain, type RemoteVhd, readVhdParent, readVhdUuid } from './vhd-store';
 import {
   acquireVmLock,
   DEFAULT_VM_LOCK_STALE_MS,
@@ -67,7 +68,7 @@ export class BackupRepository {
   ): Promise<string | undefined> {
     const paths = backupPaths(vmUuid, basename);
     if (!(await this.remote.exists(paths.metadata))) return undefined;
-    return readVhdUuid(this.remote, paths.vhd(jobId, vdiUuid));
+    return readVhdUuid(this.remote, vhdPathOn(this.remote, paths.vhd(jobId, vdiUuid)));
   }
 
   /** A disk's whole chain, tip first, read through ranged reads of the remote. */
@@ -75,9 +76,12 @@ export class BackupRepository {
     return openRemoteChain(this.remote, vhdPath);
   }
 
-  /** Deep checks of every file of an open chain (footers, BAT overlaps, locators). */
+  /**
+   * Deep checks of every file of an open chain (footers, BAT overlaps, locators). A VHD directory's
+   * parts were checked when it was opened (checksums) and each block's size is checked when read.
+   */
   async checkChain(chain: VhdChain<RemoteVhd>): Promise<void> {
-    for (const file of chain.files) await checkVhd(file);
+    for (const file of chain.files) if (isFile(file)) await checkVhd(file);
   }
 
   /** Number of VHD files from `vhdPath` to its full disk; undefined when the chain cannot be read. */
@@ -95,8 +99,13 @@ export class BackupRepository {
     return length;
   }
 
+  /** Writes a backup's metadata last; its disk paths name this remote's layout (file or alias). */
   writeMetadata(metadata: BackupMetadata): Promise<string> {
-    return writeBackupMetadata(this.remote, metadata);
+    if (metadata.mode !== 'delta') return writeBackupMetadata(this.remote, metadata);
+    const vhds = Object.fromEntries(
+      Object.entries(metadata.vhds).map(([ref, path]) => [ref, vhdPathOn(this.remote, path)]),
+    );
+    return writeBackupMetadata(this.remote, { ...metadata, vhds });
   }
 
   deleteBackup(entry: BackupEntry): Promise<void> {
@@ -147,7 +156,7 @@ export class BackupRepository {
   }
 
   /** Retention on one VM folder (hold its lock): deletes, and merges in whatever way this remote can. */
-  applyRetention(
+  async applyRetention(
     vmUuid: string,
     policy: RetentionPolicy,
     options: { dryRun?: boolean; merge?: MergeOptions } = {},

@@ -296,6 +296,13 @@ export function withEncryption(inner: Remote, key: () => Promise<string>): Remot
       await algorithmForWrites();
       await inner.rename(from, to);
     },
+    async copy(from, to) {
+      // A file's IV and tag travel with it: the copy decrypts with the same key, unchanged.
+      refuseOwn(from);
+      refuseOwn(to);
+      await algorithmForWrites();
+      await inner.copy(from, to);
+    },
     async checkWritable() {
       await algorithmForWrites();
       await inner.checkWritable();

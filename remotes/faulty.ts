@@ -94,6 +94,10 @@ export function withFaults(inner: Remote, faults: FaultSwitches = {}): FaultyRem
       checkWritable(from);
       return inner.rename(from, to);
     },
+    async copy(from, to) {
+      checkWritable(to);
+      return inner.copy(from, to);
+    },
     async checkWritable() {
       checkWritable('');
       return inner.checkWritable();

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import {
+  copyFile,
   mkdir,
   open,
   readdir,
@@ -224,6 +225,24 @@ class LocalRemote implements Remote {
       await this.assertRootAlive(source.rel);
       await mkdir(nodePath.dirname(target.abs), { recursive: true });
       await rename(source.abs, target.abs);
+    });
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const source = this.resolve(from);
+    const target = this.resolve(to);
+    await this.guard('copy', source.rel, async () => {
+      await this.assertRootAlive(source.rel);
+      await mkdir(nodePath.dirname(target.abs), { recursive: true });
+      // Under a temporary name then renamed: `to` is the old file or the whole copy.
+      const temp = nodePath.join(nodePath.dirname(target.abs), temporaryNameFor(basenameOf(target.rel)));
+      try {
+        await copyFile(source.abs, temp);
+        await rename(temp, target.abs);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
     });
   }
 

@@ -18,6 +18,7 @@ export function readOnly(inner: Remote): Remote {
     createWriteStreamAtomic: (path) => refuse(path),
     delete: (path) => refuse(path),
     rename: (from) => refuse(from),
+    copy: (_from, to) => refuse(to),
     checkWritable: () => refuse(''),
   };
 }

@@ -85,6 +85,11 @@ export interface Remote {
   delete(path: string): Promise<void>;
   /** Replaces `to` if it exists. */
   rename(from: string, to: string): Promise<void>;
+  /**
+   * `to` becomes a copy of `from` (replacing it), done by the storage itself where it can (S3:
+   * server-side CopyObject), so the bytes need not pass through this process.
+   */
+  copy(from: string, to: string): Promise<void>;
 
   /**
    * Present only on remotes whose files can be rewritten in place (a local or mounted folder, not

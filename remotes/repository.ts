@@ -109,7 +109,11 @@ export async function writeBackupMetadata(remote: Remote, metadata: BackupMetada
   }
   if (metadata.mode === 'delta') {
     for (const [ref, vhd] of Object.entries(metadata.vhds)) {
-      if (!/^vdis\/[^/]+\/[^/]+\/[^/]+\.vhd$/.test(vhd) || basenameOf(vhd) !== `${paths.basename}.vhd`) {
+      const name = basenameOf(vhd);
+      if (
+        !/^vdis\/[^/]+\/[^/]+\/[^/]+\.vhd$/.test(vhd) ||
+        (name !== `${paths.basename}.vhd` && name !== `${paths.basename}.alias.vhd`)
+      ) {
         throw new RangeError(
           `invalid backup metadata: vhds.${ref} must be vdis/<jobId>/<vdiUuid>/${paths.basename}.vhd`,
         );

@@ -334,15 +334,25 @@ class S3Remote implements Remote {
     const source = this.key(from);
     const target = this.key(to);
     await this.guard('rename', source.rel, async () => {
-      await this.client.send(
-        new CopyObjectCommand({
-          Bucket: this.bucket,
-          Key: target.key,
-          CopySource: `${this.bucket}/${encodeURIComponent(source.key).replace(/%2F/g, '/')}`,
-        }),
-      );
+      await this.copyObject(source.key, target.key);
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: source.key }));
     });
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const source = this.key(from);
+    const target = this.key(to);
+    await this.guard('copy', source.rel, () => this.copyObject(source.key, target.key));
+  }
+
+  private copyObject(from: string, to: string) {
+    return this.client.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: to,
+        CopySource: `${this.bucket}/${encodeURIComponent(from).replace(/%2F/g, '/')}`,
+      }),
+    );
   }
 
   async checkWritable(): Promise<void> {

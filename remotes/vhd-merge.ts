@@ -14,6 +14,7 @@ import {
   VhdError,
 } from '../formats/vhd';
 import { type Remote, RemoteError } from './remote';
+import { isAlias, mergeVhdDirectories, resumeDirectoryMerges } from './vhd-directory';
 import { findRemoteMergeStates, type RemoteVhd, remoteVhdStore } from './vhd-store';
 
 export async function mergeVhdOnRemote(
@@ -21,20 +22,24 @@ export async function mergeVhdOnRemote(
   childPath: string,
   options: MergeOptions = {},
 ): Promise<void> {
+  if (isAlias(childPath)) return mergeVhdDirectories(remote, childPath, options.onProgress);
   if (remote.inPlace) return remote.inPlace.mergeVhdIntoParent(childPath, options);
   return rewriteMerge(remote, childPath, options);
 }
 
 /**
- * Finishes the merges left unfinished in the chain folder `dir` (by a killed run, or by Xen
- * Orchestra: same state files) on a remote that rewrites in place. Elsewhere no merge leaves a state
- * file; one found there (written by another tool) is refused rather than guessed around.
+ * Finishes the merges left unfinished in the chain folder `dir`: merges of VHD directories (ours,
+ * resumed from their state file), then, on a remote that rewrites in place, file merges (by a killed
+ * run, or by Xen Orchestra: same state files). A rewrite merge leaves no state file; a file merge's
+ * state found on a remote that cannot rewrite in place (written by another tool) is refused rather
+ * than guessed around.
  */
 export async function finishInterruptedMergesOnRemote(
   remote: Remote,
   dir: string,
   options: MergeOptions = {},
 ): Promise<string[]> {
+  await resumeDirectoryMerges(remote, dir);
   if (remote.inPlace) return remote.inPlace.finishInterruptedMerges(dir, options);
   const [state] = await findRemoteMergeStates(remote, dir);
   if (state === undefined) return [];
@@ -42,7 +47,7 @@ export async function finishInterruptedMergesOnRemote(
     remote.id,
     dir,
     'UNSUPPORTED',
-    `an unfinished in-place merge of ${state.child} into ${state.parent} needs a remote that rewrites files in place to finish`,
+    `an unfinished merge of ${state.child} into ${state.parent}, left by another tool, needs a remote that rewrites files in place to finish`,
   );
 }
 

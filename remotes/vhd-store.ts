@@ -16,12 +16,24 @@ import {
   type ReadHandle,
   type VhdChain,
   type VhdChainStore,
+  type VhdDisk,
   VhdError,
   type VhdFile,
 } from '../formats/vhd';
 import { basenameOf, dirnameOf, isRemoteError, joinPath, normalizeRemotePath, type Remote } from './remote';
+import { isAlias, openAliasedDirectory } from './vhd-directory';
 
-export type RemoteVhd = VhdFile<ReadHandle>;
+/** A VHD file read through ranged reads, or a VHD directory (its alias names it). */
+export type RemoteVhd = VhdDisk;
+
+export const isFile = (disk: VhdDisk): disk is VhdFile<ReadHandle> => 'handle' in disk;
+
+/** Where a disk says its parent is: a file's locators and name, a directory's name. */
+async function namesOfParent(disk: VhdDisk): Promise<string[]> {
+  if (isFile(disk)) return parentNames(disk);
+  const name = disk.header?.parentUnicodeName;
+  return name ? [name.replace(/\\/g, '/')] : [];
+}
 
 /** Reads of [position, position + length) become one ranged read of the remote each. */
 export function rangedReadHandle(remote: Remote, filePath: string, size: number): ReadHandle {
@@ -58,8 +70,16 @@ export async function remoteRangedFile(remote: Remote, filePath: string): Promis
   };
 }
 
-/** Opens one VHD file of a remote (no parents); NOT_FOUND VhdError when it is not there. */
+/** Opens one VHD (file or aliased directory) of a remote, no parents; NOT_FOUND when it is not there. */
 export async function openRemoteVhd(remote: Remote, filePath: string): Promise<RemoteVhd> {
+  if (isAlias(filePath)) {
+    try {
+      return await openAliasedDirectory(remote, filePath);
+    } catch (error) {
+      if (isRemoteError(error, 'ENOENT')) throw new VhdError('NOT_FOUND', 'alias does not exist', filePath);
+      throw error;
+    }
+  }
   let size: number;
   try {
     size = (await remote.stat(filePath)).size;
@@ -84,7 +104,7 @@ export function remoteVhdStore(remote: Remote): VhdChainStore<RemoteVhd> {
     open: (p) => openRemoteVhd(remote, p),
     async parentCandidates(child) {
       const out: string[] = [];
-      for (const name of await parentNames(child)) {
+      for (const name of await namesOfParent(child)) {
         const candidate = resolveName(child.path, name);
         if (candidate !== undefined && !out.includes(candidate) && (await exists(candidate)))
           out.push(candidate);
@@ -106,8 +126,17 @@ export function remoteVhdStore(remote: Remote): VhdChainStore<RemoteVhd> {
   };
 }
 
+/** A merge of VHD directories (remotes/vhd-directory: its own state, under the same file name). */
+function isDirectoryMergeState(text: Buffer): boolean {
+  try {
+    return (JSON.parse(text.toString('utf8')) as { kind?: unknown })?.kind === 'vhd-directory';
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Every unfinished merge (ours or Xen Orchestra's) in the remote folder `dir`, read from its state
+ * Every unfinished merge of VHD files (ours or Xen Orchestra's) in the remote folder `dir`, read from its state
  * file (`.<parent>.merge.json`, XO's format: formats/vhd/merge-state).
  */
 export async function findRemoteMergeStates(remote: Remote, dir: string): Promise<FoundMergeState[]> {
@@ -123,7 +152,8 @@ export async function findRemoteMergeStates(remote: Remote, dir: string): Promis
       if (isRemoteError(error, 'ENOENT')) return undefined; // finished meanwhile
       throw error;
     });
-    if (text !== undefined) found.push(parseMergeState(name, text.toString('utf8'), file));
+    if (text === undefined || isDirectoryMergeState(text)) continue;
+    found.push(parseMergeState(name, text.toString('utf8'), file));
   }
   return found;
 }
@@ -144,7 +174,9 @@ export async function readVhdParent(remote: Remote, vhdPath: string): Promise<st
     if (file.diskType !== DiskType.differencing) return null;
     const found = (await store.parentCandidates(file))[0];
     if (found !== undefined) return found;
-    const named = (await parentNames(file)).map((n) => resolveName(vhdPath, n)).find((n) => n !== undefined);
+    const named = (await namesOfParent(file))
+      .map((n) => resolveName(vhdPath, n))
+      .find((n) => n !== undefined);
     return named ?? `${vhdPath}.parent-unknown`;
   } finally {
     await file.close();

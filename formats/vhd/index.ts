@@ -22,6 +22,17 @@ export {
 } from './chain';
 export { checkVhd, checkVhdFile } from './check';
 export { DiskType, SECTOR_SIZE, VHD_BLOCK_SIZE, VHD_MAX_SIZE } from './constants';
+export {
+  blockObjectPath,
+  encodeDirectoryBat,
+  openVhdDirectory,
+  readVhdDirectoryParts,
+  VHD_DIRECTORY_FILES,
+  type VhdDirectoryParts,
+  type VhdObjectStore,
+  writeVhdDirectory,
+  writeVhdDirectoryParts,
+} from './directory';
 export { VhdError, type VhdProblemCode } from './errors';
 export { decodeFooter, encodeFooter, makeFooter, type VhdFooter } from './footer';
 export { computeGeometry, type Geometry } from './geometry';

@@ -220,6 +220,10 @@ function crashingAt(inner: Remote, n: number): Remote {
       gate();
       return inner.rename(f, t);
     },
+    copy: async (f, t) => {
+      gate();
+      return inner.copy(f, t);
+    },
   };
 }
 

@@ -105,6 +105,7 @@ export function describeRemoteConformance(
         await expectRemoteError(t.remote.createWriteStreamAtomic('w.txt'), id, 'EROFS');
         await expectRemoteError(t.remote.delete('keep.txt'), id, 'EROFS');
         await expectRemoteError(t.remote.rename('keep.txt', 'moved.txt'), id, 'EROFS');
+        await expectRemoteError(t.remote.copy('keep.txt', 'copied.txt'), id, 'EROFS');
         await expectRemoteError(t.remote.checkWritable(), id, 'EROFS');
         expect(t.remote.inPlace).toBeUndefined();
         expect((await t.seed.readFile('keep.txt')).toString()).toBe('keep');
@@ -172,6 +173,18 @@ export function describeRemoteConformance(
       await t.remote.rename('b/to', 'c/d/to');
       expect((await t.remote.readFile('c/d/to')).toString()).toBe('from');
       await expectRemoteError(t.remote.rename('a/from', 'z'), t.remote.id, 'ENOENT');
+    });
+
+    it('copies, replacing the target; the source stays', async () => {
+      await t.remote.writeFileAtomic('a/src', 'source bytes');
+      await t.remote.writeFileAtomic('b/dst', 'old');
+      await t.remote.copy('a/src', 'b/dst');
+      await t.remote.copy('a/src', 'c/new');
+      expect((await t.remote.readFile('b/dst')).toString()).toBe('source bytes');
+      expect((await t.remote.readFile('c/new')).toString()).toBe('source bytes');
+      expect((await t.remote.readFile('a/src')).toString()).toBe('source bytes');
+      expect(await t.remote.list('b')).toEqual(['dst']);
+      await expectRemoteError(t.remote.copy('a/missing', 'z'), t.remote.id, 'ENOENT');
     });
 
     it('passes checkWritable and leaves nothing behind', async () => {

@@ -115,6 +115,13 @@ describe('every remote type, one code path', () => {
         remoteId,
       ).toEqual(points.slice(-KEEP).map((p) => [p, 'ok']));
       const oldest = entries[0]!.metadata!;
+      // A local folder keeps VHD files merged in place; the others, XO's VHD directories (alias + data).
+      for (const e of entries) {
+        const refs = e.metadata?.mode === 'delta' ? Object.values(e.metadata.vhds) : [];
+        expect(refs.length, remoteId).toBe(2);
+        for (const ref of refs)
+          expect(ref.endsWith('.alias.vhd'), `${remoteId} ${ref}`).toBe(remoteId !== 'nas');
+      }
       expect(
         oldest.mode === 'delta' && Object.values(oldest.isVhdDifferencing ?? {}).every((d) => !d),
         remoteId,
