@@ -222,7 +222,7 @@ describe("Xen Orchestra's merge state", () => {
     // A remote that cannot rewrite in place refuses to guess around another tool's in-place merge.
     const objectStoreLike: Remote = Object.assign(Object.create(remote), { inPlace: undefined });
     await expect(finishInterruptedMergesOnRemote(objectStoreLike, '')).rejects.toThrow(
-      `unfinished in-place merge of ${C} into ${P} needs a remote that rewrites files in place`,
+      `unfinished merge of ${C} into ${P}, left by another tool, needs a remote that rewrites files in place`,
     );
     expect((await readdir(dir)).sort()).toEqual([`.${P}.merge.json`, P, G]);
     // Retention's path (BackupRepository.applyRetention finishes each chain folder first).
