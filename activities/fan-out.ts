@@ -1,6 +1,8 @@
 // Writes one stream to several remotes at once (export once, write to all). Each target writes a
 // temporary file renamed on success; a target that fails is dropped and the others go on; the
-// slowest target sets the pace (backpressure), so memory stays at a few chunks.
+// slowest target sets the pace (backpressure), so memory stays at a few chunks. A target that takes
+// nothing for `stallMs` (a frozen mount, a hung server) is dropped too, naming the stall: the
+// others go on, and the run is not held for hours by a write that never returns.
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { AtomicWrite, Remote } from '../remotes/remote';
@@ -34,12 +36,33 @@ function drained(stream: Writable): Promise<void> {
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** How long a target may take no bytes before it is dropped, unless the worker is told otherwise. */
+export const DEFAULT_STALL_MS = 5 * 60_000;
+
+class StalledError extends Error {
+  constructor(remoteId: string, ms: number) {
+    super(
+      `remote "${remoteId}": took no data for ${Math.round(ms / 1000)} s (unreachable or frozen): target dropped`,
+    );
+  }
+}
+
+/** `work`, or a StalledError after `ms` (the work itself may never return: it is left behind). */
+function withinStall<T>(work: Promise<T>, remoteId: string, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StalledError(remoteId, ms)), ms);
+  });
+  return Promise.race([work, stalled]).finally(() => clearTimeout(timer));
+}
+
 export async function writeToRemotes(
   source: Readable,
   remotes: readonly Remote[],
   path: string,
   onProgress: (bytes: number) => void = () => {},
   signal?: AbortSignal,
+  stallMs = DEFAULT_STALL_MS,
   /** How a target's write is opened (default: a plain atomic file; VHDs: remotes/vhd-directory). */
   open: (remote: Remote, path: string) => Promise<AtomicWrite> = (remote, p) =>
     remote.createWriteStreamAtomic(p),
@@ -49,7 +72,7 @@ export async function writeToRemotes(
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    return await fanOut(source, remotes, path, onProgress, open);
+    return await fanOut(source, remotes, path, onProgress, stallMs, open);
   } finally {
     signal?.removeEventListener('abort', stop);
   }
@@ -60,12 +83,13 @@ async function fanOut(
   remotes: readonly Remote[],
   path: string,
   onProgress: (bytes: number) => void,
+  stallMs: number,
   open: (remote: Remote, path: string) => Promise<AtomicWrite>,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
     remotes.map(async (remote): Promise<Target> => {
       try {
-        return { remote, write: await open(remote, path) };
+        return { remote, write: await withinStall(open(remote, path), remote.id, stallMs) };
       } catch (err) {
         return { remote, error: message(err) };
       }
@@ -74,7 +98,9 @@ async function fanOut(
   const fail = async (t: Target, err: unknown) => {
     if (t.error) return;
     t.error = message(err);
-    await t.write?.abort().catch(() => {});
+    // A stalled target's abort may hang as its writes do: it finishes when the remote is back.
+    const aborted = t.write?.abort().catch(() => {});
+    if (!(err instanceof StalledError)) await aborted;
   };
   for (const t of targets) t.write?.stream.on('error', (err) => void fail(t, err));
   const live = () => targets.filter((t) => !t.error);
@@ -86,7 +112,8 @@ async function fanOut(
       bytes += chunk.length;
       await Promise.all(
         live().map(async (t) => {
-          if (!t.write!.stream.write(chunk)) await drained(t.write!.stream);
+          if (t.write!.stream.write(chunk)) return;
+          await withinStall(drained(t.write!.stream), t.remote.id, stallMs).catch((err) => fail(t, err));
         }),
       );
       onProgress(bytes);
@@ -102,8 +129,11 @@ async function fanOut(
     live().map(async (t) => {
       try {
         t.write!.stream.end();
-        await once(t.write!.stream, 'finish');
-        await t.write!.commit();
+        await withinStall(
+          once(t.write!.stream, 'finish').then(() => t.write!.commit()),
+          t.remote.id,
+          stallMs,
+        );
       } catch (err) {
         await fail(t, err);
       }

@@ -17,17 +17,20 @@ export interface ActivityDeps {
   remotes: RemoteRegistry;
   /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
   vmLockStaleMs?: number;
+  /** How long a remote may take no data before it is dropped from an export (fan-out DEFAULT_STALL_MS). */
+  transferStallMs?: number;
 }
 
 export function createBackupActivities({
   pools,
   remotes,
   vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
+  transferStallMs,
 }: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
-    ...createTransferActivities(pools, remotes),
+    ...createTransferActivities(pools, remotes, transferStallMs),
     ...createRemoteActivities(remotes, vmLockStaleMs),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),

@@ -19,6 +19,7 @@ import { backupPaths } from '../remotes/backup-paths';
 import { BackupRepository } from '../remotes/backup-repository';
 import type { Remote } from '../remotes/remote';
 import type { XapiClient } from '../xapi';
+import { forgetImport, importOnce } from './import-once';
 import type { RestoreActivities, RestoredVdi } from './restore-contract';
 import { readAhead } from './restore-readahead';
 import { mergeOtherConfig, type VmRecord, vmDisks } from './xapi-records';
@@ -56,16 +57,21 @@ export function createRestoreTransferActivities(
       try {
         const size = vhdStreamLength(chain.size, chain.blocks());
         const count = counter(heartbeatBytes(`import into VDI ${vdiUuid}`));
-        const source = createVhdStream(readAhead(chainBlockSource(chain)), {
-          uuid: chain.uuid,
-          timestamp: chain.files[0].footer.timestamp,
+        // Keyed by the VDI (created for this restore only): a retry after the import finished skips it.
+        const done = await importOnce(xapi, `xcpb import_raw_vdi ${vdiUuid}`, (taskRef) => {
+          const source = createVhdStream(readAhead(chainBlockSource(chain)), {
+            uuid: chain.uuid,
+            timestamp: chain.files[0].footer.timestamp,
+          });
+          source.on('error', (e) => count.destroy(e));
+          source.pipe(count);
+          return xapi.putResource('/import_raw_vdi', { vdi: vdiRef, format: 'vhd' }, count, {
+            signal: cancellationSignal,
+            size,
+            taskRef,
+          });
         });
-        source.on('error', (e) => count.destroy(e));
-        source.pipe(count);
-        await xapi.putResource('/import_raw_vdi', { vdi: vdiRef, format: 'vhd' }, count, {
-          signal: cancellationSignal,
-          size,
-        });
+        await forgetImport(xapi, done.taskRef);
         return { bytes: count.bytes };
       } finally {
         await chain.close();
@@ -88,22 +94,28 @@ export function createRestoreTransferActivities(
         const srRef = await xapi.call<string>('SR.get_by_uuid', target.srUuid);
         const size = (await from.stat(xvaPath)).size;
         const count = counter(heartbeatBytes(`XVA import into SR ${target.srName}`));
-        const stream = await from.createReadStream(xvaPath);
-        stream.on('error', (e) => count.destroy(e));
-        stream.pipe(count);
-        const { value } = await xapi.putResource('/import', { sr_id: srRef }, count, {
-          signal: cancellationSignal,
-          size,
+        // A retried attempt whose predecessor imported and died before marking the VM finds that
+        // import's task (named after the restore) and its VM, instead of importing a second VM.
+        const done = await importOnce(xapi, `xcpb import ${restoreId}`, async (taskRef) => {
+          const stream = await from.createReadStream(xvaPath);
+          stream.on('error', (e) => count.destroy(e));
+          stream.pipe(count);
+          return xapi.putResource('/import', { sr_id: srRef }, count, {
+            signal: cancellationSignal,
+            size,
+            taskRef,
+          });
         });
         bytes = count.bytes;
-        vmRef = String(Array.isArray(value) ? value[0] : value);
-        // Marked at once: from here on a cleanup finds it.
+        vmRef = String(Array.isArray(done.value) ? done.value[0] : done.value);
+        // Marked at once: from here on a cleanup finds it, and the task is no longer needed.
         await mergeOtherConfig(
           xapi,
           'VM',
           vmRef,
           restoredOtherConfig({}, { restoreId, backupId: formatBackupId(backup), purpose }),
         );
+        await forgetImport(xapi, done.taskRef);
       }
       const vm = await xapi.getRecord<VmRecord>('VM', vmRef);
       const cleaned = restoredOtherConfig(vm.other_config, {

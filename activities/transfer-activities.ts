@@ -8,7 +8,7 @@ import type { Remote } from '../remotes/remote';
 import { openVhdWrite } from '../remotes/vhd-directory';
 import type { BackupActivities, TransferResult } from './contract';
 import { withXapiFailures } from './failures';
-import { writeToRemotes } from './fan-out';
+import { DEFAULT_STALL_MS, writeToRemotes } from './fan-out';
 import type { PoolRegistry } from './pools';
 
 export type RemoteRegistry = (remoteId: string) => Remote;
@@ -39,6 +39,8 @@ const XVA_COMPRESSION: Record<string, string> = { none: 'false', gzip: 'true', z
 export function createTransferActivities(
   pools: PoolRegistry,
   remotes: RemoteRegistry,
+  /** A target taking no data for this long is dropped (activities/fan-out). */
+  stallMs = DEFAULT_STALL_MS,
 ): Pick<BackupActivities, 'exportDisk' | 'exportVm'> {
   return {
     exportDisk: (req) =>
@@ -76,6 +78,7 @@ export function createTransferActivities(
             paths.vhd(req.jobId, req.chainVdiUuid),
             progress,
             cancellationSignal,
+            stallMs,
             openVhdWrite,
           );
           return {
@@ -104,6 +107,7 @@ export function createTransferActivities(
             paths.xva,
             progress,
             cancellationSignal,
+            stallMs,
           );
           return { ...result, path: paths.metadataXvaRef, differencing: false };
         }),

@@ -36,3 +36,11 @@ export function findJob(config: Config, jobId: string): JobConfig {
   }
   return job;
 }
+
+/**
+ * The id of a job's run guard: a workflow that exists while a run of the job is in flight (one
+ * workflow id can be running only once: Temporal decides which run holds the job).
+ */
+export function jobGuardWorkflowId(jobId: string): string {
+  return `xcpb:${jobId}:run-guard`;
+}

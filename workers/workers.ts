@@ -49,6 +49,8 @@ export interface WorkerSetOptions {
   pools?: PoolRegistry;
   /** How long a VM lock lives without a refresh (default DEFAULT_VM_LOCK_STALE_MS) */
   vmLockStaleMs?: number;
+  /** How long a remote may take no data before an export drops it (default fan-out DEFAULT_STALL_MS) */
+  transferStallMs?: number;
 }
 
 export interface WorkerSet {
@@ -74,6 +76,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
     pools,
     remotes: remoteRegistry(o.config),
     vmLockStaleMs: o.vmLockStaleMs,
+    transferStallMs: o.transferStallMs,
   });
   const namespace = o.namespace ?? 'default';
   const workflowBundle = o.workflowBundle ?? (await bundleWorkflows());

@@ -1,6 +1,7 @@
 // One run of a job: select the VMs now, back each up in a child workflow within a sliding window
 // of `concurrency`, and aggregate the run report.
 import {
+  CancellationScope,
   ChildWorkflowCancellationType,
   defineQuery,
   executeChild,
@@ -18,6 +19,7 @@ import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from 
 import { MAIN_QUEUE } from '../core/task-queues';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
+import { takeJobSlot } from './job-guard';
 import { mainActivities } from './options';
 import { errorInfo } from './report';
 
@@ -44,6 +46,13 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
     ...(input.scheduleId ? [{ key: SA.scheduleId, value: input.scheduleId }] : []),
   ]);
 
+  const slot = await takeJobSlot(job.id);
+  if ('heldBy' in slot) {
+    refused(report, slot.heldBy);
+    // A refused start is a failed run (Failed in Temporal, the report in the details); a skip completes.
+    if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, report.reason!, report);
+    return report;
+  }
   try {
     const selection = await mainActivities().selectVms({ vms: job.vms });
     for (const uuid of selection.missing) {
@@ -79,6 +88,7 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
     }
   } finally {
     report.end = Date.now();
+    await CancellationScope.nonCancellable(() => slot.release());
   }
   upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
   // Failed in Temporal when any VM failed (or the selection did), the report in the details.
@@ -92,6 +102,19 @@ function runFailureMessage(report: RunReport): string {
   const names = failed.slice(0, 5).map((v) => v.vmName);
   const more = failed.length > names.length ? ` and ${failed.length - names.length} more` : '';
   return `run of job ${report.jobId}: ${failed.length} of ${report.vms.length} VMs failed (${names.join(', ')}${more})`;
+}
+
+/**
+ * Another run of the job is in flight: a scheduled run is skipped (as the schedule's overlap policy
+ * would), any other start is refused; both name the run that holds the job.
+ */
+function refused(report: RunReport, heldBy: string): RunReport {
+  const scheduled = workflowInfo().searchAttributes?.TemporalScheduledById !== undefined;
+  report.status = scheduled ? 'skipped' : 'failure';
+  report.reason = `${scheduled ? 'skipped' : 'refused'}: job "${report.jobId}" already has a run in flight: ${heldBy}`;
+  report.end = Date.now();
+  upsertSearchAttributes([{ key: SA.outcome, value: report.status }]);
+  return report;
 }
 
 async function backupOneVm(input: BackupJobInput, vm: SelectedVm, report: RunReport): Promise<void> {

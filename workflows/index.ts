@@ -2,5 +2,6 @@
 export { backupJob, runReportQuery } from './backup-job';
 export { backupVm, vmReportQuery } from './backup-vm';
 export { healthCheck } from './health-check';
+export { jobRunGuard } from './job-guard';
 export { restoreFiles } from './restore-files';
 export { restoreProgressQuery, restoreVm } from './restore-vm';

@@ -28,12 +28,16 @@ export interface XapiClient {
     query: Record<string, string>,
     opts?: { signal?: AbortSignal },
   ): Promise<{ body: Readable; taskRef: string }>;
-  /** PUT to a transfer handler with session_id and a new task_id; resolves with the task's result */
+  /**
+   * PUT to a transfer handler with session_id and task_id; resolves with the task's result. The task
+   * is a new one, destroyed at the end, unless `taskRef` names one the caller created (and keeps, so
+   * a retried attempt can find the result: see activities/import-once.ts).
+   */
   putResource(
     path: string,
     query: Record<string, string>,
     body: Readable,
-    opts?: { signal?: AbortSignal; size?: number },
+    opts?: { signal?: AbortSignal; size?: number; taskRef?: string },
   ): Promise<{ taskRef: string; result: string; value: unknown }>;
   /** waits until the task leaves `pending`; its parsed result, or XapiError from error_info */
   waitTask<T = unknown>(taskRef: string, opts?: { signal?: AbortSignal }): Promise<T>;
@@ -153,9 +157,9 @@ class Client implements XapiClient {
     path: string,
     query: Record<string, string>,
     body: Readable,
-    opts: { signal?: AbortSignal; size?: number } = {},
+    opts: { signal?: AbortSignal; size?: number; taskRef?: string } = {},
   ) {
-    const taskRef = await this.call<string>('task.create', `xcpb PUT ${path}`, '');
+    const taskRef = opts.taskRef ?? (await this.call<string>('task.create', `xcpb PUT ${path}`, ''));
     const onAbort = () => this.cancelTask(taskRef).catch(() => {});
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -177,7 +181,7 @@ class Client implements XapiClient {
       return { taskRef, result, value };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
-      await this.call('task.destroy', taskRef).catch(() => {});
+      if (!opts.taskRef) await this.call('task.destroy', taskRef).catch(() => {});
     }
   }
 

@@ -72,8 +72,10 @@ function runInTask(pool: PoolState, def: MethodDef, session: string, task: strin
 /** Calls the implementation, honouring faults and delays injected for this method. */
 async function invoke(pool: PoolState, def: MethodDef, ctx: CallContext, args: unknown[]): Promise<XValue> {
   const fault = pool.faults.onCall(def.name);
-  // VM operations apply their delay themselves, while the operation is marked in progress
-  const delay = def.name.startsWith('VM.') ? undefined : pool.faults.delays.get(def.name);
+  // VM operations apply their delay themselves, while the operation is marked in progress; VM field
+  // accessors (get_/set_/add_to_/remove_from_) are plain calls, delayed here
+  const vmOperation = def.name.startsWith('VM.') && !/^VM\.(get|set|add_to|remove_from)_/.test(def.name);
+  const delay = vmOperation ? undefined : pool.faults.delays.get(def.name);
   if (delay) await sleep(delay);
   if (fault) throw new XapiFailure(fault.code, fault.params);
   const padded = [...args];

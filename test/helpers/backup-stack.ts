@@ -37,6 +37,8 @@ export interface StackOptions {
   workers?: boolean;
   /** VM lock stale period of the workers (default: the product's) */
   vmLockStaleMs?: number;
+  /** how long a remote may take no data before an export drops it (default: the product's) */
+  transferStallMs?: number;
 }
 
 export class BackupStack {
@@ -49,6 +51,7 @@ export class BackupStack {
     readonly dir: string,
     private connection?: NativeConnection,
     readonly vmLockStaleMs?: number,
+    readonly transferStallMs?: number,
     private workerSet?: WorkerSet,
     private running?: Promise<void>,
   ) {}
@@ -111,6 +114,7 @@ export class BackupStack {
       namespace: this.namespace,
       workflowBundle: await sharedBundle(),
       vmLockStaleMs: this.vmLockStaleMs,
+      transferStallMs: this.transferStallMs,
     });
     this.running = this.workerSet.run();
   }
@@ -167,6 +171,7 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
     dir,
     undefined,
     o.vmLockStaleMs,
+    o.transferStallMs,
   );
   if (o.workers !== false) await stack.startWorkers();
   return stack;
