@@ -1,6 +1,6 @@
 // A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import {
   copyFile,
   mkdir,
@@ -18,7 +18,7 @@ import {
 } from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { finishInterruptedMerges, mergeVhdIntoParent } from '../formats/vhd';
 import {
   type AtomicWrite,
@@ -237,7 +237,12 @@ class LocalRemote implements Remote {
       // Under a temporary name then renamed: `to` is the old file or the whole copy.
       const temp = nodePath.join(nodePath.dirname(target.abs), temporaryNameFor(basenameOf(target.rel)));
       try {
-        await copyFile(source.abs, temp);
+        await copyFile(source.abs, temp).catch(async (error: NodeJS.ErrnoException) => {
+          // Some filesystems (FUSE shares such as smbnetfs) refuse the kernel's copy: copy by streaming.
+          if (error.code === 'ENOENT') throw error;
+          await rm(temp, { force: true });
+          await pipeline(createReadStream(source.abs), createWriteStream(temp, { flags: 'wx' }));
+        });
         await rename(temp, target.abs);
       } catch (error) {
         await rm(temp, { force: true });

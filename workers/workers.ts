@@ -12,8 +12,10 @@ import { createBackupActivities } from '../activities';
 import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
 import type { Config } from '../core/config/schema';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+import type { MountedRemote } from '../remotes/mounted';
 import { openRemote } from '../remotes/open-remote';
 import type { Remote } from '../remotes/remote';
+import { stateDir } from '../server/dev-server';
 
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
 
@@ -25,9 +27,11 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   });
 }
 
-export function remoteRegistry(config: Config): (remoteId: string) => Remote {
-  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote(r)]));
-  return (remoteId) => {
+export function remoteRegistry(config: Config): ((remoteId: string) => Remote) & { close(): Promise<void> } {
+  // SMB/NFS shares are mounted in the state folder, on first use, and unmounted by close().
+  const mountRoot = path.join(stateDir(), 'mounts');
+  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote(r, { mountRoot })]));
+  const registry = (remoteId: string) => {
     const remote = remotes.get(remoteId);
     if (!remote)
       throw ApplicationFailure.nonRetryable(
@@ -36,6 +40,13 @@ export function remoteRegistry(config: Config): (remoteId: string) => Remote {
       );
     return remote;
   };
+  return Object.assign(registry, {
+    async close() {
+      for (const remote of remotes.values()) {
+        if ('unmount' in remote) await (remote as MountedRemote).unmount().catch(() => {});
+      }
+    },
+  });
 }
 
 export interface WorkerSetOptions {
@@ -72,9 +83,10 @@ const heartbeats = {
 
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
+  const remotes = remoteRegistry(o.config);
   const activities = createBackupActivities({
     pools,
-    remotes: remoteRegistry(o.config),
+    remotes,
     vmLockStaleMs: o.vmLockStaleMs,
     transferStallMs: o.transferStallMs,
   });
@@ -117,6 +129,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
         await pools.close();
+        await remotes.close();
       }
     },
     shutdown() {

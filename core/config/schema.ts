@@ -50,8 +50,8 @@ export const Remote = z
     url: z
       .string()
       .regex(
-        /^(file:\/\/\/|s3:\/\/[^/]+\/[^/]+)/,
-        'a remote URL is file:///absolute/path or s3://host[:port]/bucket[/prefix]',
+        /^(file:\/\/\/|s3:\/\/[^/]+\/[^/]+|smb:\/\/[^/]+\/[^/]+|nfs:\/\/[^/]+\/[^/]+)/,
+        'a remote URL is file:///absolute/path, s3://host[:port]/bucket[/prefix], smb://host/share[/path] or nfs://host/export',
       ),
     // S3 (s3:// URLs)
     region: z.string().min(1).optional().describe('S3 region (default us-east-1)'),
@@ -66,6 +66,11 @@ export const Remote = z
       .boolean()
       .default(true)
       .describe('S3 addressing: https://host/bucket/key (true) or https://bucket.host/key (false)'),
+    // SMB and NFS (mounted by the worker)
+    domain: z.string().min(1).optional().describe('SMB domain'),
+    username: z.string().min(1).optional().describe('SMB user'),
+    password: SecretRef.optional().describe('SMB password (a reference)'),
+    mountOptions: z.string().min(1).optional().describe('mount -o options (e.g. vers=4.1 for NFS)'),
     // Any remote
     encryptionKey: SecretRef.optional().describe(
       'encrypt every file at rest with AES-256-GCM (a reference to a 32-character key, as Xen Orchestra)',
