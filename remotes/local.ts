@@ -284,7 +284,7 @@ class LocalRemote implements Remote {
   }
 
   readonly folderLocks: FolderLocks = {
-    create: (dir, mtimeMs) =>
+    create: (dir, times) =>
       this.guard('lock', dir, async () => {
         await this.assertRootAlive(dir);
         const lock = (await this.lockFolder(dir, true))!;
@@ -294,19 +294,21 @@ class LocalRemote implements Remote {
           if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
           throw e;
         }
-        await utimes(lock, new Date(mtimeMs), new Date(mtimeMs));
+        await utimes(lock, new Date(times.atimeMs), new Date(times.mtimeMs));
         return true;
       }),
-    mtime: (dir) =>
+    times: (dir) =>
       this.guard('lock', dir, async () => {
         const lock = await this.lockFolder(dir, false);
-        return lock === undefined ? undefined : stat(lock).then((s) => s.mtimeMs, absentAs(undefined));
+        if (lock === undefined) return undefined;
+        return stat(lock).then((s) => ({ atimeMs: s.atimeMs, mtimeMs: s.mtimeMs }), absentAs(undefined));
       }),
-    touch: (dir, mtimeMs) =>
+    touch: (dir, times) =>
       this.guard('lock', dir, async () => {
         const lock = await this.lockFolder(dir, false);
         if (lock === undefined) return false;
-        return utimes(lock, new Date(mtimeMs), new Date(mtimeMs)).then(() => true, absentAs(false));
+        const done = utimes(lock, new Date(times.atimeMs), new Date(times.mtimeMs));
+        return done.then(() => true, absentAs(false));
       }),
     remove: (dir) =>
       this.guard('unlock', dir, async () => {

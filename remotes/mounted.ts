@@ -8,7 +8,13 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { createLocalRemote } from './local';
-import { type FolderLocks, type InPlaceEdits, type Remote, RemoteError } from './remote';
+import {
+  type FolderLocks,
+  type InPlaceEdits,
+  type LockFolderTimes,
+  type Remote,
+  RemoteError,
+} from './remote';
 
 export interface MountSpec {
   id: string;
@@ -142,9 +148,9 @@ export function createMountedRemote(
   // Xen Orchestra locks VM folders on SMB and NFS shares as on any folder: the same lock folders.
   const locks = local.folderLocks!;
   const folderLocks: FolderLocks = {
-    create: after((dir: string, mtimeMs: number) => locks.create(dir, mtimeMs)),
-    mtime: after((dir: string) => locks.mtime(dir)),
-    touch: after((dir: string, mtimeMs: number) => locks.touch(dir, mtimeMs)),
+    create: after((dir: string, times: LockFolderTimes) => locks.create(dir, times)),
+    times: after((dir: string) => locks.times(dir)),
+    touch: after((dir: string, times: LockFolderTimes) => locks.touch(dir, times)),
     remove: after((dir: string) => locks.remove(dir)),
     touchFile: after((path: string, mtimeMs: number) => locks.touchFile(path, mtimeMs)),
   };

@@ -127,12 +127,12 @@ export interface InPlaceEdits {
  * locked folder `dir` (relative to the root), not the lock folder.
  */
 export interface FolderLocks {
-  /** Creates `dir` if needed, then its lock folder with mtime `mtimeMs`; false when one is there. */
-  create(dir: string, mtimeMs: number): Promise<boolean>;
-  /** The lock folder's mtime; undefined when there is none. */
-  mtime(dir: string): Promise<number | undefined>;
-  /** Sets the lock folder's mtime if it is there (never creates it); false when it is not. */
-  touch(dir: string, mtimeMs: number): Promise<boolean>;
+  /** Creates `dir` if needed, then its lock folder with these times; false when one is there. */
+  create(dir: string, times: LockFolderTimes): Promise<boolean>;
+  /** The lock folder's times; undefined when there is none. */
+  times(dir: string): Promise<LockFolderTimes | undefined>;
+  /** Sets the lock folder's times if it is there (never creates it); false when it is not. */
+  touch(dir: string, times: LockFolderTimes): Promise<boolean>;
   /** Removes the lock folder; already gone is success. */
   remove(dir: string): Promise<void>;
   /**
@@ -140,6 +140,12 @@ export interface FolderLocks {
    * racing with a release cannot bring a removed lock record back this way.
    */
   touchFile(path: string, mtimeMs: number): Promise<boolean>;
+}
+
+/** A lock folder's access and modification times (proper-lockfile reads the mtime). */
+export interface LockFolderTimes {
+  atimeMs: number;
+  mtimeMs: number;
 }
 
 /**

@@ -13,7 +13,7 @@
 //   that stops refreshing for longer than `staleAfterMs` is presumed dead by both tools.
 import { randomBytes } from 'node:crypto';
 import { vmBackupDir } from './backup-paths';
-import { type FolderLocks, isRemoteError, type Remote } from './remote';
+import { type FolderLocks, isRemoteError, type LockFolderTimes, type Remote } from './remote';
 
 /** proper-lockfile's default staleness, which Xen Orchestra's file remotes use for their VM locks. */
 export const XO_LOCK_STALE_MS = 10_000;
@@ -79,15 +79,24 @@ function xoLockOf(remote: Remote, vmUuid: string): XoLock | undefined {
 }
 
 /** Keeps the lock folder alive (in XO's eyes: mtime within XO_LOCK_STALE_MS of now) until `until`. */
-const aheadOf = (until: number) => until - XO_LOCK_STALE_MS;
+/**
+ * Our lock folders carry atime 0 (proper-lockfile sets atime and mtime to now): a folder so marked
+ * whose owner record is gone is an orphan of ours (its release was cut between the two removals),
+ * not Xen Orchestra's lock, and is taken over at once.
+ */
+const OURS = 0;
+const aheadOf = (until: number): LockFolderTimes => ({ atimeMs: OURS, mtimeMs: until - XO_LOCK_STALE_MS });
 
 /** Takes the lock folder as proper-lockfile does (mkdir; a stale one is removed once); its age when held by someone else. */
 async function takeXoLock(xo: XoLock, until: number, now: number): Promise<{ ageMs: number } | undefined> {
   for (let attempt = 0; ; attempt++) {
     if (await xo.locks.create(xo.dir, aheadOf(until))) return undefined;
-    const mtime = await xo.locks.mtime(xo.dir);
-    if (mtime === undefined) continue; // released meanwhile
-    if (mtime >= now - XO_LOCK_STALE_MS || attempt > 0) return { ageMs: Math.max(0, now - mtime) };
+    const found = await xo.locks.times(xo.dir);
+    if (found === undefined) continue; // released meanwhile
+    const mtime = found.mtimeMs;
+    const orphanOfOurs = found.atimeMs === OURS; // see OURS: the caller holds the only owner record
+    if ((mtime >= now - XO_LOCK_STALE_MS && !orphanOfOurs) || attempt > 0)
+      return { ageMs: Math.max(0, now - mtime) };
     await xo.locks.remove(xo.dir);
   }
 }

@@ -114,4 +114,14 @@ describe('the VM lock interlocks with Xen Orchestra', () => {
     expect(await remote.exists(vmLockPath(VM))).toBe(false);
     await expect(stat(`${vmFolder()}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  it('a lock folder of ours left without its owner record (a release cut short) is taken over at once', async () => {
+    const first = await acquireVmLock(remote, VM, 'run-A', { staleAfterMs: 60_000 });
+    await remote.delete(vmLockPath(VM)); // the record removed, the folder not (yet)
+    const second = await acquireVmLock(remote, VM, 'run-B', { staleAfterMs: 60_000 });
+    await expect(lockfile.lock(vmFolder())).rejects.toMatchObject({ code: 'ELOCKED' });
+    await second.release();
+    await first.release(); // not its lock any more: leaves nothing, breaks nothing
+    await expect(stat(`${vmFolder()}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
