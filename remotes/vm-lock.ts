@@ -11,6 +11,8 @@
 //   one process we keep the directory's mtime pushed ahead, to `refreshedAt + staleAfterMs - 10 s`:
 //   XO, and our own check, see it alive until exactly when our owner record goes stale. A holder
 //   that stops refreshing for longer than `staleAfterMs` is presumed dead by both tools.
+//   Lock folders exist only on remotes that are a folder (the Remote's `folderLocks` capability:
+//   local, mounted SMB/NFS, encrypted or not); on object stores the owner record alone is the lock.
 import { randomBytes } from 'node:crypto';
 import { vmBackupDir } from './backup-paths';
 import { type FolderLocks, isRemoteError, type LockFolderTimes, type Remote } from './remote';
