@@ -63,13 +63,16 @@ export async function writeToRemotes(
   onProgress: (bytes: number) => void = () => {},
   signal?: AbortSignal,
   stallMs = DEFAULT_STALL_MS,
+  /** How a target's write is opened (default: a plain atomic file; VHDs: remotes/vhd-directory). */
+  open: (remote: Remote, path: string) => Promise<AtomicWrite> = (remote, p) =>
+    remote.createWriteStreamAtomic(p),
 ): Promise<FanOutResult> {
   // A cancelled activity stops reading at once, whatever the source is doing.
   const stop = () => source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    return await fanOut(source, remotes, path, onProgress, stallMs);
+    return await fanOut(source, remotes, path, onProgress, stallMs, open);
   } finally {
     signal?.removeEventListener('abort', stop);
   }
@@ -81,11 +84,12 @@ async function fanOut(
   path: string,
   onProgress: (bytes: number) => void,
   stallMs: number,
+  open: (remote: Remote, path: string) => Promise<AtomicWrite>,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
     remotes.map(async (remote): Promise<Target> => {
       try {
-        return { remote, write: await withinStall(remote.createWriteStreamAtomic(path), remote.id, stallMs) };
+        return { remote, write: await withinStall(open(remote, path), remote.id, stallMs) };
       } catch (err) {
         return { remote, error: message(err) };
       }

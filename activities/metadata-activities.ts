@@ -3,7 +3,7 @@
 import { parseBackupTimestamp } from '../core/backup-time';
 import { XO_KEYS } from '../core/xo-keys';
 import type { BackupMetadata } from '../remotes/backup-metadata';
-import { writeBackupMetadata } from '../remotes/repository';
+import { BackupRepository } from '../remotes/backup-repository';
 import type { XapiClient } from '../xapi';
 import type { BackupActivities, TargetOutcome, WriteMetadataRequest } from './contract';
 import { withXapiFailures } from './failures';
@@ -25,7 +25,7 @@ export function createMetadataActivities(
         return Promise.all(
           req.remoteIds.map(async (remoteId): Promise<TargetOutcome> => {
             try {
-              await writeBackupMetadata(remotes(remoteId), metadata);
+              await new BackupRepository(remotes(remoteId)).writeMetadata(metadata);
               return { remoteId, ok: true };
             } catch (err) {
               return { remoteId, ok: false, error: message(err) };

@@ -2,13 +2,8 @@
 // on, and retention with crash-safe merges.
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { finishInterruptedMerges, mergeVhdIntoParent, openVhdFile } from '../formats/vhd';
-import { applyRetention } from '../remotes/apply-retention';
-import { backupPaths, vmBackupDir } from '../remotes/backup-paths';
-import type { Remote } from '../remotes/remote';
-import { cleanTemporaryFiles } from '../remotes/repository';
-import { readVhdParentFromHeader } from '../remotes/vhd-parent';
-import { acquireVmLock, refreshVmLock, VmLockedError, vmLockRefreshMs } from '../remotes/vm-lock';
+import { BackupRepository } from '../remotes/backup-repository';
+import { VmLockedError, vmLockRefreshMs } from '../remotes/vm-lock';
 import type { BackupActivities, TargetOutcome } from './contract';
 import type { RemoteRegistry } from './transfer-activities';
 
@@ -16,28 +11,6 @@ import type { RemoteRegistry } from './transfer-activities';
 const KEEPER_HEARTBEAT_MS = 5_000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/** The newest `<ts>` among the VM's backups on a remote (`<ts>.json` / `<ts>.xva`), if any. */
-async function newestBackupName(remote: Remote, vmUuid: string): Promise<string | undefined> {
-  const names = await remote.list(vmBackupDir(vmUuid)).catch(() => [] as string[]);
-  return names
-    .map((n) => /^(\d{8}T\d{6}Z)\.(json|xva)$/.exec(n)?.[1])
-    .filter((ts): ts is string => ts !== undefined)
-    .sort()
-    .at(-1);
-}
-
-async function vhdUuid(remote: Remote, vhdPath: string): Promise<string | undefined> {
-  const local = remote.localPath(vhdPath);
-  if (!local || !(await remote.exists(vhdPath))) return undefined;
-  const file = await openVhdFile(local).catch(() => undefined);
-  if (!file) return undefined;
-  try {
-    return file.uuid;
-  } finally {
-    await file.close();
-  }
-}
 
 export function createRemoteActivities(
   remotes: RemoteRegistry,
@@ -55,11 +28,11 @@ export function createRemoteActivities(
       return Promise.all(
         remoteIds.map(async (remoteId): Promise<TargetOutcome> => {
           try {
-            const remote = remotes(remoteId);
-            await remote.checkWritable();
-            await acquireVmLock(remote, vmUuid, owner, lockOptions);
-            await cleanTemporaryFiles(remote, vmUuid);
-            return { remoteId, ok: true, newestBackup: await newestBackupName(remote, vmUuid) };
+            const repository = new BackupRepository(remotes(remoteId));
+            await repository.checkWritable();
+            await repository.lockVm(vmUuid, owner, lockOptions);
+            await repository.cleanTemporaryFiles(vmUuid);
+            return { remoteId, ok: true, newestBackup: await repository.newestBackupName(vmUuid) };
           } catch (err) {
             return { remoteId, ok: false, error: message(err) };
           }
@@ -71,10 +44,10 @@ export function createRemoteActivities(
       for (const remoteId of remoteIds) {
         try {
           // The same owner takes its own lock back at once; another owner's lock is left alone.
-          const remote = remotes(remoteId);
-          const lock = await acquireVmLock(remote, vmUuid, owner, lockOptions);
+          const repository = new BackupRepository(remotes(remoteId));
+          const lock = await repository.lockVm(vmUuid, owner, lockOptions);
           // Temporary files of attempts that died mid-write (their retry wrote its own).
-          await cleanTemporaryFiles(remote, vmUuid);
+          await repository.cleanTemporaryFiles(vmUuid);
           await lock.release();
         } catch {}
       }
@@ -89,7 +62,7 @@ export function createRemoteActivities(
           refreshedAt = Date.now();
           for (const remoteId of remoteIds) {
             try {
-              await refreshVmLock(remotes(remoteId), vmUuid, owner, lockOptions);
+              await new BackupRepository(remotes(remoteId)).refreshVmLock(vmUuid, owner, lockOptions);
             } catch (err) {
               if (err instanceof VmLockedError)
                 throw ApplicationFailure.nonRetryable(err.message, 'LOCK_LOST');
@@ -110,13 +83,12 @@ export function createRemoteActivities(
     async remotesMissingBase({ remoteIds, vmUuid, jobId, disks }) {
       const missing: Record<string, string[]> = {};
       for (const disk of disks) {
-        const paths = backupPaths(vmUuid, disk.baseDatetime);
         missing[disk.chainVdiUuid] = [];
         for (const remoteId of remoteIds) {
-          const remote = remotes(remoteId);
           // The base backup must be complete (its metadata exists) and its VHD must be the base snapshot's.
-          const complete = await remote.exists(paths.metadata).catch(() => false);
-          const uuid = complete ? await vhdUuid(remote, paths.vhd(jobId, disk.chainVdiUuid)) : undefined;
+          const uuid = await new BackupRepository(remotes(remoteId))
+            .diskUuid(vmUuid, disk.baseDatetime, jobId, disk.chainVdiUuid)
+            .catch(() => undefined);
           if (uuid !== disk.baseVdiUuid) missing[disk.chainVdiUuid].push(remoteId);
         }
       }
@@ -124,7 +96,7 @@ export function createRemoteActivities(
     },
 
     async applyRemoteRetention(req) {
-      const remote = remotes(req.remoteId);
+      const repository = new BackupRepository(remotes(req.remoteId));
       const longTerm = req.retention.longTerm;
       const hasPolicy = req.retention.remote > 0 || Object.values(longTerm ?? {}).some((n) => n && n > 0);
       if (!hasPolicy) {
@@ -136,8 +108,7 @@ export function createRemoteActivities(
           explanation: ['no retention set: every backup kept'],
         };
       }
-      const report = await applyRetention(
-        remote,
+      const report = await repository.applyRetention(
         req.vmUuid,
         {
           scheduleId: req.scheduleId ?? '',
@@ -147,21 +118,11 @@ export function createRemoteActivities(
           timeZone: req.timezone,
         },
         {
-          readVhdParent: readVhdParentFromHeader,
-          finishInterruptedMerges: (dir) =>
-            finishInterruptedMerges(dir, {
-              onProgress: (done: number, total: number) =>
-                Context.current().heartbeat({ merge: dir, done, total }),
-            }),
-          mergeVhdIntoParent: async (child) => {
-            const started = performance.now();
-            const merged = await mergeVhdIntoParent(child, {
-              onProgress: (done: number, total: number) =>
-                Context.current().heartbeat({ merge: child, done, total }),
-            });
-            onMerge(req.remoteId, (performance.now() - started) / 1000);
-            return merged;
+          merge: {
+            onProgress: (done: number, total: number) =>
+              Context.current().heartbeat({ merge: { done, total } }),
           },
+          onMerged: (seconds) => onMerge(req.remoteId, seconds),
         },
       );
       return {

@@ -3,9 +3,10 @@
 // with its path, and non-retryably: retrying cannot fix a corrupted backup.
 
 import { type BackupRef, formatBackupId } from '../core/restore-backup-id';
-import { blockCount, checkVhdFile, openVhdChain, VHD_BLOCK_SIZE, VhdError } from '../formats/vhd';
+import { blockCount, VHD_BLOCK_SIZE, VhdError } from '../formats/vhd';
 import { backupMetadataSchema, describeSchemaError } from '../remotes/backup-metadata';
 import { backupPaths, resolveInVmDir } from '../remotes/backup-paths';
+import { BackupRepository } from '../remotes/backup-repository';
 import { isRemoteError, type Remote } from '../remotes/remote';
 import { permanent } from './failures';
 import type { BackupDiskPlan, BackupPlan } from './restore-contract';
@@ -14,6 +15,7 @@ type XRecord = Record<string, unknown>;
 
 export async function inspectBackup(remote: Remote, ref: BackupRef): Promise<BackupPlan> {
   const backupId = formatBackupId(ref);
+  const repository = BackupRepository.readOnly(remote);
   const paths = backupPaths(ref.vmUuid, ref.basename);
   let raw: unknown;
   try {
@@ -61,20 +63,11 @@ export async function inspectBackup(remote: Remote, ref: BackupRef): Promise<Bac
   for (const [key, vhdRef] of Object.entries(meta.vhds)) {
     const vdi = (meta.vdis[key] ?? {}) as XRecord;
     const vhdPath = resolveInVmDir(ref.vmUuid, vhdRef);
-    const local = remote.localPath(vhdPath);
-    if (local === undefined)
-      throw permanent(
-        `backup ${backupId}: remote ${remote.id} has no local paths to read VHDs from`,
-        'UNSUPPORTED',
-      );
     if (!(await remote.exists(vhdPath))) throw missing(vhdPath);
-    const root = remote.localPath('') ?? '';
-    const named = (file: string | undefined) =>
-      file?.startsWith(root) ? file.slice(root.length).replace(/^\/+/, '') : file;
     try {
-      const chain = await openVhdChain(local);
+      const chain = await repository.openChain(vhdPath);
       try {
-        for (const f of chain.files) await checkVhdFile(f.path);
+        await repository.checkChain(chain);
         const blocks = chain.blocks().length;
         disks.push({
           key,
@@ -93,7 +86,7 @@ export async function inspectBackup(remote: Remote, ref: BackupRef): Promise<Bac
     } catch (err) {
       if (err instanceof VhdError)
         throw permanent(
-          `backup ${backupId}: disk ${JSON.stringify(vdi.name_label ?? key)}: ${named(err.file) ?? vhdPath}: ${err.problem}`,
+          `backup ${backupId}: disk ${JSON.stringify(vdi.name_label ?? key)}: ${err.file ?? vhdPath}: ${err.problem}`,
           'VHD_INVALID',
         );
       throw err;

@@ -13,12 +13,12 @@ import {
   restoredVmName,
   restoredVmTags,
 } from '../core/restore-naming';
-import { chainBlockSource, createVhdStream, openVhdChain, vhdStreamLength } from '../formats/vhd';
+import { chainBlockSource, createVhdStream, vhdStreamLength } from '../formats/vhd';
 import { backupMetadataSchema } from '../remotes/backup-metadata';
 import { backupPaths } from '../remotes/backup-paths';
+import { BackupRepository } from '../remotes/backup-repository';
 import type { Remote } from '../remotes/remote';
 import type { XapiClient } from '../xapi';
-import { permanent } from './failures';
 import { forgetImport, importOnce } from './import-once';
 import type { RestoreActivities, RestoredVdi } from './restore-contract';
 import { readAhead } from './restore-readahead';
@@ -52,10 +52,8 @@ export function createRestoreTransferActivities(
     async importRestoreDisk({ poolId, backup, vhdPath, vdiUuid }) {
       const { cancellationSignal } = Context.current();
       const xapi = await client(poolId);
-      const local = remote(backup.remoteId).localPath(vhdPath);
-      if (local === undefined) throw permanent(`remote ${backup.remoteId} has no local paths`, 'UNSUPPORTED');
       const vdiRef = await xapi.call<string>('VDI.get_by_uuid', vdiUuid);
-      const chain = await openVhdChain(local);
+      const chain = await BackupRepository.readOnly(remote(backup.remoteId)).openChain(vhdPath);
       try {
         const size = vhdStreamLength(chain.size, chain.blocks());
         const count = counter(heartbeatBytes(`import into VDI ${vdiUuid}`));

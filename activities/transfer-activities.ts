@@ -5,6 +5,7 @@ import { parseBackupTimestamp } from '../core/backup-time';
 import { reidentifyVhdStream } from '../formats/vhd/reidentify';
 import { backupPaths } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
+import { openVhdWrite } from '../remotes/vhd-directory';
 import type { BackupActivities, TransferResult } from './contract';
 import { withXapiFailures } from './failures';
 import { DEFAULT_STALL_MS, writeToRemotes } from './fan-out';
@@ -85,6 +86,7 @@ export function createTransferActivities(
             progress,
             cancellationSignal,
             stallMs,
+            openVhdWrite,
           );
           return {
             ...result,

@@ -6,10 +6,10 @@ import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
 import { formatBackupId } from '../core/restore-backup-id';
 import { resolveInVmDir } from '../remotes/backup-paths';
+import { BackupRepository } from '../remotes/backup-repository';
 import { openRemote } from '../remotes/open-remote';
-import type { Remote } from '../remotes/remote';
-import { type BackupEntry, listAllBackups } from '../remotes/repository';
-import { readVhdParentFromHeader } from '../remotes/vhd-parent';
+import type { BackupEntry } from '../remotes/repository';
+import { registerBackupsDelete } from './backups-delete';
 import { dim, orange, printJson, red, UsageError } from './output';
 import { type Register, run, withExamples } from './program';
 
@@ -29,27 +29,6 @@ export interface BackupRow {
   problems: string[];
 }
 
-/** Length of a VHD chain from `vhdPath` (memoized per listing); undefined when it cannot be read. */
-function chainLengths(remote: Remote) {
-  const memo = new Map<string, Promise<number | undefined>>();
-  const length = (path: string, depth = 0): Promise<number | undefined> => {
-    let found = memo.get(path);
-    if (!found) {
-      found = (async () => {
-        if (depth > 1000) return undefined;
-        const parent = await readVhdParentFromHeader(remote, path).catch(() => undefined);
-        if (parent === undefined) return undefined;
-        if (parent === null) return 1;
-        const rest = await length(parent, depth + 1);
-        return rest === undefined ? undefined : rest + 1;
-      })();
-      memo.set(path, found);
-    }
-    return found;
-  };
-  return length;
-}
-
 export async function listBackupRows(
   config: Config,
   filter: { remote?: string; vm?: string } = {},
@@ -63,15 +42,15 @@ export async function listBackupRows(
   const rows: BackupRow[] = [];
   const errors: { remoteId: string; error: string }[] = [];
   for (const rc of remotes) {
-    const remote = openRemote({ id: rc.id, url: rc.url });
     let entries: BackupEntry[];
+    let repository: BackupRepository;
     try {
-      entries = await listAllBackups(remote, { readVhdParent: readVhdParentFromHeader });
+      repository = BackupRepository.readOnly(openRemote(rc));
+      entries = await repository.listAllBackups();
     } catch (err) {
       errors.push({ remoteId: rc.id, error: (err as Error).message });
       continue;
     }
-    const lengthOf = chainLengths(remote);
     for (const e of entries) {
       const meta = e.metadata;
       const vmName = String((meta?.vm as { name_label?: unknown } | undefined)?.name_label ?? '');
@@ -79,7 +58,10 @@ export async function listBackupRows(
       let chainLength = 0;
       if (meta?.mode === 'delta' && e.status === 'ok') {
         for (const ref of Object.values(meta.vhds)) {
-          chainLength = Math.max(chainLength, (await lengthOf(resolveInVmDir(e.vmUuid, ref))) ?? 0);
+          chainLength = Math.max(
+            chainLength,
+            (await repository.chainLength(resolveInVmDir(e.vmUuid, ref))) ?? 0,
+          );
         }
       }
       rows.push({
@@ -145,6 +127,7 @@ export const registerBackups: Register = (program) => {
   const backups = withExamples(
     program.command('backups').description("the VM backups on the remotes (ours and Xen Orchestra's)"),
     'xcpb backups list --config my.yaml',
+    'xcpb backups delete offsite:4f1c…/20261102T030000Z --config my.yaml',
   );
   withExamples(
     backups
@@ -174,4 +157,5 @@ export const registerBackups: Register = (program) => {
       return errors.length > 0 ? 1 : 0;
     }),
   );
+  registerBackupsDelete(backups);
 };

@@ -47,8 +47,12 @@ const commands: Record<string, { summary: string; load: () => Promise<Register> 
     summary: 'the whole stack on the simulator: two runs, then the Web UI',
     load: async () => (await import('./demo')).registerDemo,
   },
+  remotes: {
+    summary: 'test a remote: write, read back, ranged read, rename, delete; MiB/s',
+    load: async () => (await import('./remotes')).registerRemotes,
+  },
   backups: {
-    summary: 'list the backups on the remotes, with their ids',
+    summary: 'list the backups on the remotes, with their ids; delete one',
     load: async () => (await import('./backups')).registerBackups,
   },
   files: {

@@ -20,21 +20,29 @@ import {
 import { type DeltaBackupMetadata, differencingKey, isDiskDifferencing } from './backup-metadata';
 import { resolveInVmDir, vmBackupDir } from './backup-paths';
 import { isRemoteError, type Remote, RemoteError } from './remote';
-import { type BackupEntry, deleteBackup, listVmBackups, rewriteBackupMetadata } from './repository';
+import {
+  type BackupEntry,
+  chainFolders,
+  deleteBackup,
+  listVmBackups,
+  rewriteBackupMetadata,
+  vhdsIn,
+} from './repository';
+import { deleteVhd } from './vhd-directory';
 
 export interface ApplyRetentionDeps {
   /**
-   * Merges the differencing VHD at `childLocalPath` into its parent in place; on success the merged
-   * disk is at `childLocalPath` and the parent file is gone. Must resume an interrupted merge when
-   * called again with the same child. (formats/vhd `mergeVhdIntoParent`.)
+   * Merges the differencing VHD at `childPath` (relative to the remote root) into its parent; on
+   * success the merged disk is at `childPath` and the parent file is gone. Must resume an interrupted
+   * merge when called again with the same child. (remotes/vhd-merge `mergeVhdOnRemote`.)
    */
-  mergeVhdIntoParent(childLocalPath: string): Promise<void>;
+  mergeVhdIntoParent(remote: Remote, childPath: string): Promise<void>;
   /**
-   * Finishes the merges left unfinished in a chain folder (by a killed run, or by Xen Orchestra,
-   * whose merge state files are the same), before anything is decided. (formats/vhd
-   * `finishInterruptedMerges`.)
+   * Finishes the merges left unfinished in a chain folder (relative to the remote root; by a killed
+   * run, or by Xen Orchestra, whose merge state files are the same), before anything is decided.
+   * (remotes/vhd-merge `finishInterruptedMergesOnRemote`.)
    */
-  finishInterruptedMerges?(chainLocalDir: string): Promise<unknown>;
+  finishInterruptedMerges?(remote: Remote, chainDir: string): Promise<unknown>;
   /** The parent of a VHD as a path relative to the remote root, or null for a full (dynamic) VHD. */
   readVhdParent(remote: Remote, vhdPath: string): Promise<string | null>;
 }
@@ -54,45 +62,23 @@ export async function readVhdLinks(
 ): Promise<VhdLink[]> {
   const vmDir = vmBackupDir(vmUuid);
   const links: VhdLink[] = [];
-  const list = (dir: string) =>
-    remote.list(dir).then(
-      (names) => names.filter((n) => !n.startsWith('.')),
-      (error) => {
-        if (isRemoteError(error, 'ENOENT') || isRemoteError(error, 'ENOTDIR')) return [];
-        throw error;
-      },
-    );
-  for (const job of await list(`${vmDir}/vdis`)) {
-    for (const vdi of await list(`${vmDir}/vdis/${job}`)) {
-      for (const name of await list(`${vmDir}/vdis/${job}/${vdi}`)) {
-        if (!name.endsWith('.vhd')) continue;
-        const path = `vdis/${job}/${vdi}/${name}`;
-        const parent = await readVhdParent(remote, `${vmDir}/${path}`);
-        links.push({ path, parent: parent === null ? null : relativeToVmDir(vmDir, parent) });
-      }
+  for (const dir of await chainFolders(remote, vmUuid)) {
+    for (const name of await vhdsIn(remote, dir)) {
+      const parent = await readVhdParent(remote, `${dir}/${name}`);
+      links.push({
+        path: relativeToVmDir(vmDir, `${dir}/${name}`),
+        parent: parent === null ? null : relativeToVmDir(vmDir, parent),
+      });
     }
   }
   return links;
 }
 
-/** The VM's chain folders (`vdis/<job>/<vdi>`), relative to the remote root. */
-async function chainDirs(remote: Remote, vmUuid: string): Promise<string[]> {
-  const vmDir = vmBackupDir(vmUuid);
-  const dirs: string[] = [];
-  for (const job of await listNames(remote, `${vmDir}/vdis`))
-    for (const vdi of await listNames(remote, `${vmDir}/vdis/${job}`))
-      dirs.push(`${vmDir}/vdis/${job}/${vdi}`);
-  return dirs;
+/** Merges a killed run or Xen Orchestra left unfinished are finished first: the chains are whole again. */
+async function finishInterruptedMerges(remote: Remote, vmUuid: string, deps: ApplyRetentionDeps) {
+  if (!deps.finishInterruptedMerges) return;
+  for (const dir of await chainFolders(remote, vmUuid)) await deps.finishInterruptedMerges(remote, dir);
 }
-
-const listNames = (remote: Remote, dir: string) =>
-  remote.list(dir).then(
-    (names) => names.filter((n) => !n.startsWith('.')),
-    (error) => {
-      if (isRemoteError(error, 'ENOENT') || isRemoteError(error, 'ENOTDIR')) return [] as string[];
-      throw error;
-    },
-  );
 
 function relativeToVmDir(vmDir: string, path: string): string {
   // A parent outside the VM folder cannot be ours to merge; keep it absolute-ish so it is "missing".
@@ -117,12 +103,7 @@ export async function applyRetention(
   deps: ApplyRetentionDeps,
   options: { dryRun?: boolean } = {},
 ): Promise<RetentionReport> {
-  if (deps.finishInterruptedMerges && !options.dryRun) {
-    for (const dir of await chainDirs(remote, vmUuid)) {
-      const local = remote.localPath(dir);
-      if (local) await deps.finishInterruptedMerges(local);
-    }
-  }
+  if (!options.dryRun) await finishInterruptedMerges(remote, vmUuid, deps);
   const entries = await listVmBackups(remote, vmUuid, { readVhdParent: deps.readVhdParent });
   const byId = new Map(entries.map((e) => [e.id, e]));
   const withMetadata = entries.filter((e) => e.status !== 'partial');
@@ -147,15 +128,52 @@ export async function applyRetention(
   });
   const report: RetentionReport = { decision, plan, done: [] };
   if (options.dryRun) return report;
+  report.done = await executePlan(remote, vmUuid, plan, byId, deps);
+  return report;
+}
 
+/**
+ * Deletes chosen backups of a VM with the chain rules of retention: a delta's VHD that newer kept
+ * backups still chain on is merged into its child first, then the metadata goes, then unneeded
+ * files. Returns what was done. Call it holding the VM lock.
+ */
+export async function removeBackups(
+  remote: Remote,
+  vmUuid: string,
+  ids: readonly string[],
+  deps: ApplyRetentionDeps,
+): Promise<{ plan: RetentionPlan; done: string[] }> {
+  const list = () => listVmBackups(remote, vmUuid, { readVhdParent: deps.readVhdParent });
+  const known = new Set((await list()).map((e) => e.id));
+  const unknown = ids.filter((id) => !known.has(id));
+  if (unknown.length > 0) throw new RemoteError(remote.id, unknown[0]!, 'ENOENT', 'no such backup');
+  await finishInterruptedMerges(remote, vmUuid, deps);
+  const entries = await list();
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const plan = planChainRetention({
+    backups: entries.map(chainBackupOf),
+    vhds: await readVhdLinks(remote, vmUuid, deps.readVhdParent),
+    remove: [...ids],
+  });
+  return { plan, done: await executePlan(remote, vmUuid, plan, byId, deps) };
+}
+
+async function executePlan(
+  remote: Remote,
+  vmUuid: string,
+  plan: RetentionPlan,
+  byId: Map<string, BackupEntry>,
+  deps: ApplyRetentionDeps,
+): Promise<string[]> {
   const inVmDir = (path: string) => resolveInVmDir(vmUuid, path);
-  // Merges write through local paths, around the Remote: make sure the remote takes writes first.
+  // Make sure the remote takes writes before the first step changes anything.
   if (plan.operations.length > 0) await remote.checkWritable();
+  const done: string[] = [];
   for (const op of plan.operations) {
     await execute(remote, op, byId, deps, inVmDir);
-    report.done.push(describeOperation(op));
+    done.push(describeOperation(op));
   }
-  return report;
+  return done;
 }
 
 async function execute(
@@ -168,20 +186,11 @@ async function execute(
   switch (op.kind) {
     case 'merge': {
       const child = inVmDir(op.child);
-      const localChild = remote.localPath(child);
-      if (localChild === undefined) {
-        throw new RemoteError(
-          remote.id,
-          child,
-          'UNSUPPORTED',
-          'merging a VHD needs a remote with local paths',
-        );
-      }
       const parent = inVmDir(op.parent);
       // The contract: parent gone, merged disk at the child's name. Check rather than trust; a second
       // call covers a merge that returned early (e.g. it found a finished merge's leftover state file).
       for (let attempt = 0; attempt < 2; attempt++) {
-        await deps.mergeVhdIntoParent(localChild);
+        await deps.mergeVhdIntoParent(remote, child);
         if (!(await remote.exists(parent)) && (await remote.exists(child))) return;
       }
       throw new RemoteError(remote.id, child, 'EIO', `merge into ${op.parent} did not complete`);
@@ -223,7 +232,7 @@ async function execute(
       return;
     }
     case 'delete-vhd':
-      await remote.delete(inVmDir(op.path));
+      await deleteVhd(remote, inVmDir(op.path));
       return;
   }
 }

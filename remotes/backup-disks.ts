@@ -2,13 +2,15 @@
 // block device over its whole VHD chain (formats/disk). The only place file-level restore learns
 // where a backup's disks are.
 import type { BackupRef } from '../core/restore-backup-id';
-import type { BlockDevice } from '../formats/disk/device';
+import { type BlockDevice, cachedDevice } from '../formats/disk/device';
 import type { RangedFile } from '../formats/disk/file-pool';
-import { chainDevice, openLocalChainDevice } from '../formats/disk/vhd-chain-device';
-import { DiskType, decodeFooter, decodeHeader, VhdError } from '../formats/vhd';
+import { chainDevice, chainPathsIn } from '../formats/disk/vhd-chain-device';
+import { blockCount, makeChain, VHD_BLOCK_SIZE, type VhdDisk } from '../formats/vhd';
 import { backupMetadataSchema, describeSchemaError } from './backup-metadata';
 import { backupPaths, resolveInVmDir } from './backup-paths';
-import { dirnameOf, isRemoteError, joinPath, normalizeRemotePath, type Remote, RemoteError } from './remote';
+import { isRemoteError, type Remote, RemoteError } from './remote';
+import { isAlias } from './vhd-directory';
+import { remoteRangedFile, remoteVhdStore } from './vhd-store';
 
 export interface BackupDisk {
   /** Position among the backup's disks, 0 first (VBD userdevice order). */
@@ -67,57 +69,43 @@ export async function listBackupDisks(remote: Remote, ref: BackupRef): Promise<B
   return disks.map(({ sort: _s, ...d }, index) => ({ index, ...d }));
 }
 
-/** One disk as a block device over its whole chain, however long. */
+/**
+ * One disk as a block device over its whole chain, however long, read through ranged reads of the
+ * remote (no file handle is held: each read is one ranged read). A chain of VHD files is read by
+ * formats/disk's chain device (only allocated BAT entries in memory); one with VHD directories
+ * (remotes that cannot rewrite in place) through formats/vhd's chain of opened disks.
+ */
 export async function openBackupDisk(
   remote: Remote,
   disk: BackupDisk,
-  opts: { cacheBlocks?: number; maxOpenFiles?: number } = {},
-): Promise<BlockDevice> {
-  const local = remote.localPath(disk.vhdPath);
-  if (local !== undefined) return openLocalChainDevice(local, opts);
-  return openRemoteChainDevice(remote, disk.vhdPath, opts);
-}
-
-/** A file of a remote read by byte ranges (one ranged stream per read). */
-export async function remoteRangedFile(remote: Remote, path: string): Promise<RangedFile> {
-  const { size } = await remote.stat(path);
-  return {
-    name: `${remote.id}:${path}`,
-    size,
-    async read(offset, length) {
-      const end = Math.min(size, offset + length);
-      if (end <= offset) return Buffer.alloc(0);
-      const chunks: Buffer[] = [];
-      for await (const c of await remote.createReadStream(path, { start: offset, end: end - 1 }))
-        chunks.push(c as Buffer);
-      return Buffer.concat(chunks);
-    },
-  };
-}
-
-/**
- * The chain ending at `tipPath` on a remote without local paths: parents found by the name in each
- * header (XO writes them next to their child), checked by UUID when the device opens.
- */
-export async function openRemoteChainDevice(
-  remote: Remote,
-  tipPath: string,
   opts: { cacheBlocks?: number } = {},
 ): Promise<BlockDevice> {
-  const files: RangedFile[] = [];
-  const seen = new Set<string>();
-  for (let path = tipPath; ; ) {
-    if (seen.has(path))
-      throw new VhdError('CHAIN_LOOP', `${path} is already in the chain (loop)`, files.at(-1)?.name);
-    seen.add(path);
-    const file = await remoteRangedFile(remote, path);
-    files.push(file);
-    const footer = decodeFooter(await file.read(file.size - 512, 512));
-    if (footer.diskType !== DiskType.differencing) break;
-    const header = decodeHeader(await file.read(footer.dataOffset!, 1024));
-    const name = header.parentUnicodeName.replace(/\\/g, '/');
-    if (!name) throw new VhdError('PARENT_MISSING', 'the header names no parent', file.name);
-    path = normalizeRemotePath(remote.id, joinPath(dirnameOf(path), name.split('/').at(-1)!));
+  const store = remoteVhdStore(remote);
+  const paths = await chainPathsIn(store, disk.vhdPath);
+  if (!paths.some(isAlias)) {
+    const files: RangedFile[] = [];
+    for (const p of paths) files.push(await remoteRangedFile(remote, p));
+    return chainDevice(files, opts);
   }
-  return chainDevice(files, opts);
+  const disks: VhdDisk[] = [];
+  try {
+    for (const p of paths) disks.push(await store.open(p));
+  } catch (error) {
+    await Promise.all(disks.map((d) => d.close().catch(() => {})));
+    throw error;
+  }
+  const chain = makeChain(disks);
+  const count = blockCount(chain.size);
+  return cachedDevice(
+    {
+      size: chain.size,
+      blockSize: VHD_BLOCK_SIZE,
+      readBlock: (i) => {
+        if (i < 0 || i >= count) throw new RangeError(`block ${i} outside the disk`);
+        return chain.readBlock(i);
+      },
+      close: () => chain.close(),
+    },
+    opts.cacheBlocks ?? 16,
+  );
 }

@@ -58,7 +58,17 @@ export function withFaults(inner: Remote, faults: FaultSwitches = {}): FaultyRem
     list: reading((dir) => inner.list(dir)),
     stat: reading((path) => inner.stat(path)),
     exists: reading((path) => inner.exists(path)),
-    localPath: (path) => inner.localPath(path),
+    inPlace: inner.inPlace && {
+      mergeVhdIntoParent: async (childPath, options) => {
+        checkWritable(childPath);
+        return inner.inPlace!.mergeVhdIntoParent(childPath, options);
+      },
+      finishInterruptedMerges: async (dir, options) => {
+        checkWritable(dir);
+        return inner.inPlace!.finishInterruptedMerges(dir, options);
+      },
+    },
+    folderLocks: inner.folderLocks,
     async writeFileAtomic(path, data) {
       checkWritable(path);
       spend(path, size(data));
@@ -83,6 +93,10 @@ export function withFaults(inner: Remote, faults: FaultSwitches = {}): FaultyRem
     async rename(from, to) {
       checkWritable(from);
       return inner.rename(from, to);
+    },
+    async copy(from, to) {
+      checkWritable(to);
+      return inner.copy(from, to);
     },
     async checkWritable() {
       checkWritable('');

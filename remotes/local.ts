@@ -1,14 +1,31 @@
 // A Remote on a local directory (also what NFS/SMB remotes will be once mounted).
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import { finishInterruptedMerges, mergeVhdIntoParent } from '../formats/vhd';
 import {
   type AtomicWrite,
   type ByteRange,
   basenameOf,
+  type FolderLocks,
+  type InPlaceEdits,
   normalizeRemotePath,
   type Remote,
   RemoteError,
@@ -85,10 +102,8 @@ class LocalRemote implements Remote {
   async createReadStream(path: string, range?: ByteRange): Promise<Readable> {
     const { rel, abs } = this.resolve(path);
     const handle = await this.guard('open', rel, () => open(abs, 'r'));
-    // The handle's own stream closes the handle once. (A stream over the raw fd plus a
-    // handle.close() on 'close' closed the fd twice: the second close could hit a descriptor
-    // reopened meanwhile by someone else.)
-    return handle.createReadStream({ start: range?.start, end: range?.end });
+    // The stream owns the handle and closes it once (closing the fd twice could close a reused fd).
+    return handle.createReadStream({ start: range?.start, end: range?.end, autoClose: true });
   }
 
   async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
@@ -213,9 +228,100 @@ class LocalRemote implements Remote {
     });
   }
 
-  localPath(path: string): string {
-    return this.resolve(path).abs;
+  async copy(from: string, to: string): Promise<void> {
+    const source = this.resolve(from);
+    const target = this.resolve(to);
+    await this.guard('copy', source.rel, async () => {
+      await this.assertRootAlive(source.rel);
+      await mkdir(nodePath.dirname(target.abs), { recursive: true });
+      // Under a temporary name then renamed: `to` is the old file or the whole copy.
+      const temp = nodePath.join(nodePath.dirname(target.abs), temporaryNameFor(basenameOf(target.rel)));
+      try {
+        await copyFile(source.abs, temp).catch(async (error: NodeJS.ErrnoException) => {
+          // Some filesystems (FUSE shares such as smbnetfs) refuse the kernel's copy: copy by streaming.
+          if (error.code === 'ENOENT') throw error;
+          await rm(temp, { force: true });
+          await pipeline(createReadStream(source.abs), createWriteStream(temp, { flags: 'wx' }));
+        });
+        await rename(temp, target.abs);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
+    });
   }
+
+  readonly inPlace: InPlaceEdits = {
+    mergeVhdIntoParent: (childPath, options) => {
+      const { rel, abs } = this.resolve(childPath);
+      return this.guard('merge', rel, async () => {
+        await this.assertRootAlive(rel);
+        await mergeVhdIntoParent(abs, options);
+      });
+    },
+    finishInterruptedMerges: (dir, options) => {
+      const { rel, abs } = this.resolve(dir);
+      return this.guard('merge', rel, async () => {
+        await this.assertRootAlive(rel);
+        const present = await stat(abs).then(
+          (s) => s.isDirectory(),
+          () => false,
+        );
+        return present ? finishInterruptedMerges(abs, options) : [];
+      });
+    },
+  };
+
+  /** proper-lockfile's lock folder of `dir`: `<realpath of dir>.lock` (so XO, which resolves it too, finds it). */
+  private async lockFolder(dir: string, create: boolean): Promise<string | undefined> {
+    const { abs } = this.resolve(dir);
+    if (create) await mkdir(abs, { recursive: true });
+    const real = await realpath(abs).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    return real === undefined ? undefined : `${real}.lock`;
+  }
+
+  readonly folderLocks: FolderLocks = {
+    create: (dir, times) =>
+      this.guard('lock', dir, async () => {
+        await this.assertRootAlive(dir);
+        const lock = (await this.lockFolder(dir, true))!;
+        try {
+          await mkdir(lock);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+          throw e;
+        }
+        await utimes(lock, new Date(times.atimeMs), new Date(times.mtimeMs));
+        return true;
+      }),
+    times: (dir) =>
+      this.guard('lock', dir, async () => {
+        const lock = await this.lockFolder(dir, false);
+        if (lock === undefined) return undefined;
+        return stat(lock).then((s) => ({ atimeMs: s.atimeMs, mtimeMs: s.mtimeMs }), absentAs(undefined));
+      }),
+    touch: (dir, times) =>
+      this.guard('lock', dir, async () => {
+        const lock = await this.lockFolder(dir, false);
+        if (lock === undefined) return false;
+        const done = utimes(lock, new Date(times.atimeMs), new Date(times.mtimeMs));
+        return done.then(() => true, absentAs(false));
+      }),
+    remove: (dir) =>
+      this.guard('unlock', dir, async () => {
+        const lock = await this.lockFolder(dir, false);
+        if (lock !== undefined) await rmdir(lock).catch(absentAs(undefined));
+      }),
+    touchFile: (path, mtimeMs) => {
+      const { rel, abs } = this.resolve(path);
+      return this.guard('touch', rel, () =>
+        utimes(abs, new Date(mtimeMs), new Date(mtimeMs)).then(() => true, absentAs(false)),
+      );
+    },
+  };
 
   async checkWritable(): Promise<void> {
     // Random, not time-based: concurrent probes (many VMs of one run) must not share a name.
@@ -228,6 +334,14 @@ class LocalRemote implements Remote {
     });
   }
 }
+
+/** A catch handler: ENOENT becomes `value`, anything else is thrown again. */
+const absentAs =
+  <T>(value: T) =>
+  (e: NodeJS.ErrnoException): T => {
+    if (e.code === 'ENOENT') return value;
+    throw e;
+  };
 
 async function syncDirectory(dir: string): Promise<void> {
   // fsync on a directory is how POSIX makes a rename durable; some filesystems refuse it (EINVAL).

@@ -12,13 +12,13 @@ export function readOnly(inner: Remote): Remote {
     list: (dir) => inner.list(dir),
     stat: (path) => inner.stat(path),
     exists: (path) => inner.exists(path),
-    // A path for an in-place merge would be a write: do not hand it out.
-    localPath: () => undefined,
+    // No inPlace (a merge is a write), no folderLocks (a lock is a write).
     writeFileAtomic: (path) => refuse(path),
     writeFileExclusive: (path) => refuse(path),
     createWriteStreamAtomic: (path) => refuse(path),
     delete: (path) => refuse(path),
     rename: (from) => refuse(from),
+    copy: (_from, to) => refuse(to),
     checkWritable: () => refuse(''),
   };
 }

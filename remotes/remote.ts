@@ -2,6 +2,7 @@
 // Retry, throttling, fault injection, read-only views… wrap a Remote (decorators), they are not flags.
 // Paths are always relative to the remote's root, '/'-separated; `..` is refused.
 import type { Readable, Writable } from 'node:stream';
+import type { MergeOptions } from '../formats/vhd';
 
 /** What went wrong, portable across implementations (errno-like where one exists). */
 export type RemoteErrorCode =
@@ -16,6 +17,7 @@ export type RemoteErrorCode =
   | 'UNAVAILABLE' // the remote itself is gone (root missing, mount vanished)
   | 'UNSUPPORTED' // URL scheme or operation this implementation does not have
   | 'ABORTED' // an atomic write used after abort()
+  | 'BAD_KEY' // encrypted remote: missing, malformed or wrong key (refused before any write)
   | 'EIO';
 
 /** Every failure of a Remote: says which remote, which path, and what kind of failure. */
@@ -83,12 +85,67 @@ export interface Remote {
   delete(path: string): Promise<void>;
   /** Replaces `to` if it exists. */
   rename(from: string, to: string): Promise<void>;
+  /**
+   * `to` becomes a copy of `from` (replacing it), done by the storage itself where it can (S3:
+   * server-side CopyObject), so the bytes need not pass through this process.
+   */
+  copy(from: string, to: string): Promise<void>;
 
-  /** A local filesystem path for tools that need one (in-place VHD merge); undefined on object stores. */
-  localPath(path: string): string | undefined;
+  /**
+   * Present only on remotes whose files can be rewritten in place (a local or mounted folder, not
+   * encrypted). The others merge by other means (remotes/merge.ts); nothing reaches around a Remote.
+   */
+  readonly inPlace?: InPlaceEdits;
+
+  /**
+   * Present only on remotes that are a filesystem folder (local or mounted, encrypted or not), where
+   * Xen Orchestra locks a VM folder with a lock folder beside it (remotes/vm-lock.ts).
+   */
+  readonly folderLocks?: FolderLocks;
 
   /** Writes and removes a probe file; throws a RemoteError naming the remote if that fails. */
   checkWritable(): Promise<void>;
+}
+
+/** What only a remote that can rewrite a file in place offers. */
+export interface InPlaceEdits {
+  /**
+   * formats/vhd mergeVhdIntoParent on the differencing VHD at `childPath` (relative to the root):
+   * crash-safe and resumable; on success the merged disk has the child's name and the parent is gone.
+   */
+  mergeVhdIntoParent(childPath: string, options?: MergeOptions): Promise<void>;
+  /**
+   * formats/vhd finishInterruptedMerges on the folder `dir`: finishes every merge left unfinished
+   * there (ours, or Xen Orchestra's: same state files); returns the merged children's names.
+   */
+  finishInterruptedMerges(dir: string, options?: MergeOptions): Promise<string[]>;
+}
+
+/**
+ * The lock Xen Orchestra takes on a folder of a filesystem remote (proper-lockfile): the folder
+ * `<realpath of dir>.lock`, created by mkdir, alive while its mtime is recent. Every method takes the
+ * locked folder `dir` (relative to the root), not the lock folder.
+ */
+export interface FolderLocks {
+  /** Creates `dir` if needed, then its lock folder with these times; false when one is there. */
+  create(dir: string, times: LockFolderTimes): Promise<boolean>;
+  /** The lock folder's times; undefined when there is none. */
+  times(dir: string): Promise<LockFolderTimes | undefined>;
+  /** Sets the lock folder's times if it is there (never creates it); false when it is not. */
+  touch(dir: string, times: LockFolderTimes): Promise<boolean>;
+  /** Removes the lock folder; already gone is success. */
+  remove(dir: string): Promise<void>;
+  /**
+   * Sets the mtime of the file at `path` without writing it; false when it is gone. A refresh
+   * racing with a release cannot bring a removed lock record back this way.
+   */
+  touchFile(path: string, mtimeMs: number): Promise<boolean>;
+}
+
+/** A lock folder's access and modification times (proper-lockfile reads the mtime). */
+export interface LockFolderTimes {
+  atimeMs: number;
+  mtimeMs: number;
 }
 
 /**

@@ -48,6 +48,36 @@ async function listOrEmpty(remote: Remote, dir: string): Promise<string[]> {
 const visible = (name: string) => !name.startsWith('.');
 
 /**
+ * The chain folders of a VM, `<vmDir>/vdis/<jobId>/<vdiUuid>` (relative to the root): the one walk
+ * over Xen Orchestra's delta layout (listing, temporary-file sweeps and retention all use it).
+ */
+export async function chainFolders(remote: Remote, vmUuid: string): Promise<string[]> {
+  const vdisDir = `${vmBackupDir(vmUuid)}/vdis`;
+  const out: string[] = [];
+  for (const job of await listOrEmpty(remote, vdisDir)) {
+    if (!visible(job)) continue;
+    for (const vdi of await listOrEmpty(remote, `${vdisDir}/${job}`)) {
+      if (visible(vdi)) out.push(`${vdisDir}/${job}/${vdi}`);
+    }
+  }
+  return out;
+}
+
+/** Visible `.vhd` files (and XO's `.alias.vhd`) of a folder, sorted; none when it does not exist. */
+export async function vhdsIn(remote: Remote, dir: string): Promise<string[]> {
+  return (await listOrEmpty(remote, dir)).filter((n) => visible(n) && n.endsWith('.vhd'));
+}
+
+/** The newest `<ts>` among the VM's backups (`<ts>.json` / `<ts>.xva`), if any. */
+export async function newestBackupName(remote: Remote, vmUuid: string): Promise<string | undefined> {
+  return (await listOrEmpty(remote, vmBackupDir(vmUuid)))
+    .map((name) => /^(.+)\.(json|xva)$/.exec(name)?.[1])
+    .filter((ts): ts is string => ts !== undefined && parseBackupTimestamp(ts) !== undefined)
+    .sort()
+    .at(-1);
+}
+
+/**
  * A failure of the remote rather than of the entry (I/O error, permissions, remote gone): the whole
  * listing fails instead of calling the entry broken, because retention removes broken entries.
  */
@@ -79,7 +109,11 @@ export async function writeBackupMetadata(remote: Remote, metadata: BackupMetada
   }
   if (metadata.mode === 'delta') {
     for (const [ref, vhd] of Object.entries(metadata.vhds)) {
-      if (!/^vdis\/[^/]+\/[^/]+\/[^/]+\.vhd$/.test(vhd) || basenameOf(vhd) !== `${paths.basename}.vhd`) {
+      const name = basenameOf(vhd);
+      if (
+        !/^vdis\/[^/]+\/[^/]+\/[^/]+\.vhd$/.test(vhd) ||
+        (name !== `${paths.basename}.vhd` && name !== `${paths.basename}.alias.vhd`)
+      ) {
         throw new RangeError(
           `invalid backup metadata: vhds.${ref} must be vdis/<jobId>/<vdiUuid>/${paths.basename}.vhd`,
         );
@@ -134,7 +168,7 @@ function folderIndex(remote: Remote): FolderIndex {
     vhdsIn(dir) {
       let names = cache.get(dir);
       if (names === undefined) {
-        names = listOrEmpty(remote, dir).then((all) => all.filter((n) => visible(n) && n.endsWith('.vhd')));
+        names = vhdsIn(remote, dir);
         cache.set(dir, names);
       }
       return names;
@@ -317,15 +351,10 @@ export async function listVmBackups(
     const m = ROOT_DATA.exec(name);
     if (m !== null && !withMetadata.has(m[1]!)) addPartial(m[1]!, `${vmDir}/${name}`);
   }
-  for (const job of await listOrEmpty(remote, `${vmDir}/vdis`)) {
-    if (!visible(job)) continue;
-    for (const vdi of await listOrEmpty(remote, `${vmDir}/vdis/${job}`)) {
-      if (!visible(vdi)) continue;
-      const dir = `${vmDir}/vdis/${job}/${vdi}`;
-      for (const vhd of await index.vhdsIn(dir)) {
-        const basename = vhd.replace(/(\.alias)?\.vhd$/, '');
-        if (!withMetadata.has(basename)) addPartial(basename, `${dir}/${vhd}`);
-      }
+  for (const dir of await chainFolders(remote, vmUuid)) {
+    for (const vhd of await index.vhdsIn(dir)) {
+      const basename = vhd.replace(/(\.alias)?\.vhd$/, '');
+      if (!withMetadata.has(basename)) addPartial(basename, `${dir}/${vhd}`);
     }
   }
   for (const [basename, dataFiles] of partial) {
@@ -379,11 +408,6 @@ export async function cleanTemporaryFiles(remote: Remote, vmUuid: string): Promi
     }
   };
   await sweep(vmDir);
-  for (const job of await listOrEmpty(remote, `${vmDir}/vdis`)) {
-    if (!visible(job)) continue;
-    for (const vdi of await listOrEmpty(remote, `${vmDir}/vdis/${job}`)) {
-      if (visible(vdi)) await sweep(`${vmDir}/vdis/${job}/${vdi}`);
-    }
-  }
+  for (const dir of await chainFolders(remote, vmUuid)) await sweep(dir);
   return removed;
 }

@@ -11,10 +11,11 @@
 //   one process we keep the directory's mtime pushed ahead, to `refreshedAt + staleAfterMs - 10 s`:
 //   XO, and our own check, see it alive until exactly when our owner record goes stale. A holder
 //   that stops refreshing for longer than `staleAfterMs` is presumed dead by both tools.
+//   Lock folders exist only on remotes that are a folder (the Remote's `folderLocks` capability:
+//   local, mounted SMB/NFS, encrypted or not); on object stores the owner record alone is the lock.
 import { randomBytes } from 'node:crypto';
-import { mkdir, realpath, rmdir, stat, utimes } from 'node:fs/promises';
 import { vmBackupDir } from './backup-paths';
-import { isRemoteError, type Remote } from './remote';
+import { type FolderLocks, isRemoteError, type LockFolderTimes, type Remote } from './remote';
 
 /** proper-lockfile's default staleness, which Xen Orchestra's file remotes use for their VM locks. */
 export const XO_LOCK_STALE_MS = 10_000;
@@ -69,12 +70,14 @@ export interface VmLockOptions {
 
 export const vmLockPath = (vmUuid: string): string => `${vmBackupDir(vmUuid)}.xcpb-lock.json`;
 
-/** Xen Orchestra's lock folder of a VM (proper-lockfile: `<realpath of the VM folder>.lock`), if the remote is a filesystem. */
-async function xoLockDir(remote: Remote, vmUuid: string): Promise<string | undefined> {
-  const dir = remote.localPath(vmBackupDir(vmUuid));
-  if (!dir) return undefined; // object stores: XO takes no lock there either
-  await mkdir(dir, { recursive: true });
-  return `${await realpath(dir)}.lock`;
+/** XO's lock folder of a VM, if the remote is a filesystem (object stores: XO takes no lock there either). */
+interface XoLock {
+  locks: FolderLocks;
+  dir: string;
+}
+
+function xoLockOf(remote: Remote, vmUuid: string): XoLock | undefined {
+  return remote.folderLocks && { locks: remote.folderLocks, dir: vmBackupDir(vmUuid) };
 }
 
 /** Keeps the lock folder alive (in XO's eyes: mtime within XO_LOCK_STALE_MS of now) until `until`. */
@@ -83,28 +86,20 @@ async function xoLockDir(remote: Remote, vmUuid: string): Promise<string | undef
  * whose owner record is gone is an orphan of ours (its release was cut between the two removals),
  * not Xen Orchestra's lock, and is taken over at once.
  */
-const OURS = new Date(0);
-const pushAhead = (dir: string, until: number) => utimes(dir, OURS, new Date(until - XO_LOCK_STALE_MS));
+const OURS = 0;
+const aheadOf = (until: number): LockFolderTimes => ({ atimeMs: OURS, mtimeMs: until - XO_LOCK_STALE_MS });
 
 /** Takes the lock folder as proper-lockfile does (mkdir; a stale one is removed once); its age when held by someone else. */
-async function takeXoLock(dir: string, until: number, now: number): Promise<{ ageMs: number } | undefined> {
+async function takeXoLock(xo: XoLock, until: number, now: number): Promise<{ ageMs: number } | undefined> {
   for (let attempt = 0; ; attempt++) {
-    try {
-      await mkdir(dir);
-      await pushAhead(dir, until);
-      return undefined;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const found = await stat(dir).catch(() => undefined);
+    if (await xo.locks.create(xo.dir, aheadOf(until))) return undefined;
+    const found = await xo.locks.times(xo.dir);
     if (found === undefined) continue; // released meanwhile
     const mtime = found.mtimeMs;
-    const orphanOfOurs = found.atimeMs === 0; // see OURS: the caller holds the only owner record
+    const orphanOfOurs = found.atimeMs === OURS; // see OURS: the caller holds the only owner record
     if ((mtime >= now - XO_LOCK_STALE_MS && !orphanOfOurs) || attempt > 0)
       return { ageMs: Math.max(0, now - mtime) };
-    await rmdir(dir).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
+    await xo.locks.remove(xo.dir);
   }
 }
 
@@ -118,34 +113,13 @@ async function touchRecord(
   record: VmLockContent,
   at: number,
 ): Promise<boolean> {
-  const local = remote.localPath(path);
-  if (!local) {
-    await remote.writeFileAtomic(
-      path,
-      JSON.stringify({ ...record, refreshedAt: at } satisfies VmLockContent),
-    );
-    return true;
-  }
-  const t = new Date(at);
-  return utimes(local, t, t).then(
-    () => true,
-    (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return false;
-      throw e;
-    },
-  );
+  if (remote.folderLocks) return remote.folderLocks.touchFile(path, at);
+  await remote.writeFileAtomic(path, JSON.stringify({ ...record, refreshedAt: at } satisfies VmLockContent));
+  return true;
 }
 
 /** Pushes XO's lock folder ahead if it is still there (never recreates it: see touchRecord). */
-const pushAheadIfThere = (dir: string, until: number) =>
-  pushAhead(dir, until).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
-
-const removeXoLock = (dir: string) =>
-  rmdir(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
+const pushAheadIfThere = (xo: XoLock, until: number) => xo.locks.touch(xo.dir, aheadOf(until));
 
 /** The owner record, its `refreshedAt` being the latest of its content and its mtime (refreshes touch it). */
 async function readLock(remote: Remote, path: string): Promise<VmLockContent | 'missing' | 'unreadable'> {
@@ -173,7 +147,7 @@ export async function acquireVmLock(
   const acquiredAt = now();
   const record = (): VmLockContent => ({ owner, token, acquiredAt, refreshedAt: now() });
 
-  const xoDir = await xoLockDir(remote, vmUuid);
+  const xo = xoLockOf(remote, vmUuid);
 
   const lock: VmLock = {
     path,
@@ -187,12 +161,12 @@ export async function acquireVmLock(
       ) {
         throw new VmLockedError(remote.id, vmUuid, typeof current === 'string' ? undefined : current);
       }
-      if (xoDir) await pushAheadIfThere(xoDir, now() + staleAfterMs);
+      if (xo) await pushAheadIfThere(xo, now() + staleAfterMs);
     },
     async release() {
       const current = await readLock(remote, path);
       if (typeof current !== 'string' && current.token === token) {
-        if (xoDir) await removeXoLock(xoDir);
+        if (xo) await xo.locks.remove(xo.dir);
         await remote.delete(path);
       }
     },
@@ -200,13 +174,13 @@ export async function acquireVmLock(
 
   /** With our owner record written: takes XO's lock folder too (ours already when `ours`), or gives up. */
   const withXoLock = async (ours: boolean): Promise<VmLock> => {
-    if (!xoDir) return lock;
+    if (!xo) return lock;
     if (ours) {
-      await mkdir(xoDir).catch(() => undefined);
-      await pushAhead(xoDir, now() + staleAfterMs);
+      const until = aheadOf(now() + staleAfterMs);
+      if (!(await xo.locks.create(xo.dir, until))) await xo.locks.touch(xo.dir, until);
       return lock;
     }
-    const held = await takeXoLock(xoDir, now() + staleAfterMs, now());
+    const held = await takeXoLock(xo, now() + staleAfterMs, now());
     if (!held) return lock;
     await remote.delete(path);
     throw new VmLockedError(remote.id, vmUuid, { xo: `${vmBackupDir(vmUuid)}.lock`, ageMs: held.ageMs });
@@ -261,6 +235,6 @@ export async function refreshVmLock(
   }
   if (!(await touchRecord(remote, path, current, now())))
     throw new VmLockedError(remote.id, vmUuid, undefined);
-  const xoDir = await xoLockDir(remote, vmUuid);
-  if (xoDir) await pushAheadIfThere(xoDir, now() + staleAfterMs);
+  const xo = xoLockOf(remote, vmUuid);
+  if (xo) await pushAheadIfThere(xo, now() + staleAfterMs);
 }

@@ -13,8 +13,10 @@ import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
 import { connectionFailure, sdkConnectionOptions, type TemporalTarget } from '../client/connect';
 import type { Config } from '../core/config/schema';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+import type { MountedRemote } from '../remotes/mounted';
 import { openRemote } from '../remotes/open-remote';
 import type { Remote } from '../remotes/remote';
+import { stateDir } from '../server/dev-server';
 import { metricsSinks, type ProductMetrics } from './metrics';
 
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
@@ -29,9 +31,11 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   });
 }
 
-export function remoteRegistry(config: Config): (remoteId: string) => Remote {
-  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote({ id: r.id, url: r.url })]));
-  return (remoteId) => {
+export function remoteRegistry(config: Config): ((remoteId: string) => Remote) & { close(): Promise<void> } {
+  // SMB/NFS shares are mounted in the state folder, on first use, and unmounted by close().
+  const mountRoot = path.join(stateDir(), 'mounts');
+  const remotes = new Map(config.remotes.map((r) => [r.id, openRemote(r, { mountRoot })]));
+  const registry = (remoteId: string) => {
     const remote = remotes.get(remoteId);
     if (!remote)
       throw ApplicationFailure.nonRetryable(
@@ -40,6 +44,13 @@ export function remoteRegistry(config: Config): (remoteId: string) => Remote {
       );
     return remote;
   };
+  return Object.assign(registry, {
+    async close() {
+      for (const remote of remotes.values()) {
+        if ('unmount' in remote) await (remote as MountedRemote).unmount().catch(() => {});
+      }
+    },
+  });
 }
 
 export interface WorkerSetOptions {
@@ -78,9 +89,10 @@ const heartbeats = {
 
 export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
   const pools = o.pools ?? createPoolRegistry(o.config.pools);
+  const remotes = remoteRegistry(o.config);
   const activities = createBackupActivities({
     pools,
-    remotes: remoteRegistry(o.config),
+    remotes,
     vmLockStaleMs: o.vmLockStaleMs,
     smtp: o.config.smtp,
     transferStallMs: o.transferStallMs,
@@ -126,6 +138,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
         await pools.close();
+        await remotes.close();
       }
     },
     shutdown() {

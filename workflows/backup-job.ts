@@ -51,7 +51,12 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
   ]);
 
   const slot = await takeJobSlot(job.id);
-  if ('heldBy' in slot) return refused(report, slot.heldBy);
+  if ('heldBy' in slot) {
+    refused(report, slot.heldBy);
+    // A refused start is a failed run (Failed in Temporal, the report in the details); a skip completes.
+    if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, report.reason!, report);
+    return report;
+  }
   try {
     const selection = await mainActivities().selectVms({ vms: job.vms });
     for (const uuid of selection.missing) {

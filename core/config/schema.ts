@@ -44,10 +44,45 @@ export const Pool = z.strictObject({
   concurrency: PoolConcurrency.default({ snapshot: 2, diskExport: 12, vmExport: 2 }),
 });
 
-export const Remote = z.strictObject({
-  id,
-  url: z.string().regex(/^file:\/\/\//, 'only file:///absolute/path remotes are supported for now'),
-});
+export const Remote = z
+  .strictObject({
+    id,
+    url: z
+      .string()
+      .regex(
+        /^(file:\/\/\/|s3:\/\/[^/]+\/[^/]+|smb:\/\/[^/]+\/[^/]+|nfs:\/\/[^/]+\/[^/]+)/,
+        'a remote URL is file:///absolute/path, s3://host[:port]/bucket[/prefix], smb://host/share[/path] or nfs://host/export',
+      ),
+    // S3 (s3:// URLs)
+    region: z.string().min(1).optional().describe('S3 region (default us-east-1)'),
+    accessKeyId: z.string().min(1).optional().describe('S3 access key id'),
+    secretAccessKey: SecretRef.optional().describe('S3 secret access key (a reference)'),
+    protocol: z
+      .enum(['https', 'http'])
+      .default('https')
+      .describe('S3 endpoint protocol; http only on a trusted network'),
+    allowUnauthorized: z.boolean().default(false).describe('accept a self-signed TLS certificate (S3)'),
+    pathStyle: z
+      .boolean()
+      .default(true)
+      .describe('S3 addressing: https://host/bucket/key (true) or https://bucket.host/key (false)'),
+    // SMB and NFS (mounted by the worker)
+    domain: z.string().min(1).optional().describe('SMB domain'),
+    username: z.string().min(1).optional().describe('SMB user'),
+    password: SecretRef.optional().describe('SMB password (a reference)'),
+    mountOptions: z.string().min(1).optional().describe('mount -o options (e.g. vers=4.1 for NFS)'),
+    // Any remote
+    encryptionKey: SecretRef.optional().describe(
+      'encrypt every file at rest with AES-256-GCM (a reference to a 32-character key, as Xen Orchestra)',
+    ),
+  })
+  .superRefine((remote, ctx) => {
+    if (!remote.url.startsWith('s3://')) return;
+    for (const field of ['accessKeyId', 'secretAccessKey'] as const) {
+      if (remote[field] === undefined)
+        ctx.addIssue({ code: 'custom', path: [field], message: `an s3:// remote needs ${field}` });
+    }
+  });
 
 export const LongTermRetention = z.strictObject({
   daily: count.optional(),

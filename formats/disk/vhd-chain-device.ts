@@ -2,7 +2,6 @@
 // block by block, newest data first, without writing the disk anywhere. Only each file's footer,
 // header and allocated BAT entries stay in memory; data is read on demand through ranged reads
 // (local files through a FilePool; any other source implements RangedFile).
-import { access, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
   bitmapHas,
@@ -11,12 +10,13 @@ import {
   DiskType,
   decodeFooter,
   decodeHeader,
-  mergeStatePath,
-  openVhdFile,
-  resolveParentPath,
+  findParentPath,
+  localVhdStore,
   SECTOR_SIZE,
   STORED_BLOCK_SIZE,
   VHD_BLOCK_SIZE,
+  type VhdChainStore,
+  type VhdDisk,
   VhdError,
 } from '../vhd';
 import { BITMAP_SIZE, FOOTER_SIZE, HEADER_SIZE } from '../vhd/constants';
@@ -206,34 +206,42 @@ export async function openLocalChainDevice(
   }
 }
 
-/** Paths of the chain, tip first: one file open at a time. */
-export async function localChainPaths(tipPath: string): Promise<string[]> {
+/** Paths of the chain of local files, tip first: one file open at a time. */
+export function localChainPaths(tipPath: string): Promise<string[]> {
+  return chainPathsIn(localVhdStore, tipPath);
+}
+
+/**
+ * Paths of the chain ending at `tipPath` in `store` (local files, or a remote's: remotes/vhd-store),
+ * tip first, one file open at a time, with no depth limit.
+ */
+export async function chainPathsIn<D extends VhdDisk>(
+  store: VhdChainStore<D>,
+  tipPath: string,
+): Promise<string[]> {
   const out: string[] = [];
   const seen = new Set<string>();
   let current = tipPath;
   let expectUuid: string | undefined;
   for (;;) {
-    const real = await realpath(current).catch(() => current);
+    const real = await store.identity(current).catch(() => current);
     if (seen.has(real))
       throw new VhdError('CHAIN_LOOP', `${current} is already in the chain (loop)`, out.at(-1));
     seen.add(real);
-    const file = await openVhdFile(current);
+    const file = await store.open(current);
     try {
       if (expectUuid !== undefined && file.uuid !== expectUuid) {
         // An interrupted merge (formats/README.md): the parent already carries its child's UUID
         // and has a merge state file; it replaces the child.
         const child = out.at(-1)!;
-        const childFile = await openVhdFile(child);
+        const childFile = await store.open(child);
         const childUuid = childFile.uuid;
         await childFile.close();
-        const merging = await access(mergeStatePath(current)).then(
-          () => true,
-          () => false,
-        );
+        const merging = await store.exists(store.mergeStatePath(current));
         if (file.uuid !== childUuid || !merging) {
           throw new VhdError(
             'PARENT_UUID_MISMATCH',
-            `parent ${path.basename(current)} has UUID ${file.uuid}, the header expects ${expectUuid}`,
+            `parent ${path.posix.basename(current)} has UUID ${file.uuid}, the header expects ${expectUuid}`,
             child,
           );
         }
@@ -242,7 +250,7 @@ export async function localChainPaths(tipPath: string): Promise<string[]> {
       out.push(current);
       if (file.diskType !== DiskType.differencing) return out;
       expectUuid = file.header!.parentUuid;
-      current = await resolveParentPath(file);
+      current = await findParentPath(store, file);
     } finally {
       await file.close();
     }

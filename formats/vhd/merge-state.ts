@@ -1,7 +1,7 @@
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { VhdError } from './errors';
-import { mergeStatePath, readJsonIfExists } from './parent';
+import { mergeStatePath } from './parent';
 
 /**
  * Progress of a merge of `child` into `parent` (both in one folder), as this module sees it.
@@ -86,7 +86,8 @@ export async function removeMergeState(dir: string, state: Pick<MergeState, 'par
   await fsyncDir(dir);
 }
 
-const STATE_FILE = /^\.(.+)\.merge\.json$/;
+/** The name of a merge state file (ours or XO's): `.<parent>.merge.json`, beside the parent. */
+export const MERGE_STATE_FILE = /^\.(.+)\.merge\.json$/;
 
 /** A state file read back: what is known without opening the VHDs (the caller completes the rest). */
 export interface FoundMergeState {
@@ -100,17 +101,32 @@ export interface FoundMergeState {
   mergedDataSize: number;
 }
 
-function fromDisk(dir: string, name: string, s: XoMergeState): FoundMergeState {
-  const parent = STATE_FILE.exec(name)![1];
-  const bad = (why: string) =>
-    new VhdError('MERGE_STATE', `merge state file ${name}: ${why}`, path.join(dir, name));
+/**
+ * A state file's content (ours or XO's) read back, wherever it was read from (a local folder or a
+ * remote's ranged reads): `name` is the file's name, `file` its path for messages. Pure.
+ */
+export function parseMergeState(name: string, text: string, file: string): FoundMergeState {
+  const parent = MERGE_STATE_FILE.exec(name)?.[1];
+  const bad = (why: string) => new VhdError('MERGE_STATE', `merge state file ${name}: ${why}`, file);
+  if (parent === undefined) throw bad('not a merge state file name');
+  let s: XoMergeState;
+  try {
+    s = JSON.parse(text) as XoMergeState;
+  } catch {
+    throw bad('not JSON');
+  }
   if (typeof s !== 'object' || s === null) throw bad('not a JSON object');
   let child: string | undefined;
   if (Array.isArray(s.chain) && s.chain.length >= 2) {
-    const target = path.resolve(dir, s.chain[s.chain.length - 1]);
-    if (path.dirname(target) !== dir) throw bad('its chain leaves the folder');
+    // Relative to the state file (XO: relativeFromFile); the target must be a name in the same folder.
+    const target = path.posix.normalize(String(s.chain[s.chain.length - 1]).replace(/\\/g, '/'));
+    const folder = path.posix.dirname(file.replace(/\\/g, '/'));
+    const inFolder = path.posix.isAbsolute(target)
+      ? path.posix.dirname(target) === folder
+      : !target.includes('/') && target !== '..';
+    if (!inFolder) throw bad('its chain leaves the folder');
     if (s.chain.length > 2) throw bad('merges of more than one child at once are not supported');
-    child = path.basename(target);
+    child = path.posix.basename(target);
   }
   if (!child) throw bad('no chain (an XO state too old to name its child)');
   const step =
@@ -132,18 +148,17 @@ function fromDisk(dir: string, name: string, s: XoMergeState): FoundMergeState {
   };
 }
 
-/** Every unfinished merge in `dir` (ours or Xen Orchestra's), read from its state file. */
+/** Every unfinished merge in the local folder `dir` (ours or Xen Orchestra's), read from its state file. */
 export async function findMergeStates(dir: string): Promise<FoundMergeState[]> {
   const found: FoundMergeState[] = [];
   for (const name of await readdir(dir)) {
-    if (!STATE_FILE.test(name)) continue;
-    const raw = await readJsonIfExists<XoMergeState>(path.join(dir, name)).catch((e) => {
-      if (e instanceof SyntaxError) {
-        throw new VhdError('MERGE_STATE', `merge state file ${name} is not JSON`, path.join(dir, name));
-      }
+    if (!MERGE_STATE_FILE.test(name)) continue;
+    const file = path.join(dir, name);
+    const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined; // finished meanwhile
       throw e;
     });
-    if (raw) found.push(fromDisk(dir, name, raw));
+    if (text !== undefined) found.push(parseMergeState(name, text, file));
   }
   return found;
 }

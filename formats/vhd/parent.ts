@@ -2,13 +2,15 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { VhdError } from './errors';
 import { decodeLocatorData } from './header';
-import type { VhdFile } from './reader';
+import type { ReadHandle, VhdFile } from './reader';
 
-/** Candidate paths of a differencing VHD's parent: each locator, then the parent unicode name. */
-export async function parentCandidates(child: VhdFile): Promise<string[]> {
+/**
+ * Where a differencing VHD says its parent is, as written: each locator's path, then the parent
+ * unicode name ('/'-separated, `file://` dropped; relative to the child's folder unless absolute).
+ */
+export async function parentNames(child: VhdFile<ReadHandle>): Promise<string[]> {
   const header = child.header;
   if (!header) return [];
-  const dir = path.dirname(child.path);
   const out: string[] = [];
   for (const l of header.parentLocators) {
     if (l.dataLength <= 0 || l.dataLength > 64 * 1024 || l.dataOffset + l.dataLength > child.fileSize)
@@ -20,10 +22,16 @@ export async function parentCandidates(child: VhdFile): Promise<string[]> {
     if (p.startsWith('file://')) p = p.slice('file://'.length);
     p = p.replace(/\\/g, '/');
     if (p.trim() === '') continue;
-    out.push(path.resolve(dir, p));
+    out.push(p);
   }
-  if (header.parentUnicodeName) out.push(path.resolve(dir, header.parentUnicodeName.replace(/\\/g, '/')));
+  if (header.parentUnicodeName) out.push(header.parentUnicodeName.replace(/\\/g, '/'));
   return [...new Set(out)];
+}
+
+/** Candidate local paths of a differencing VHD's parent: each locator, then the parent unicode name. */
+export async function parentCandidates(child: VhdFile<ReadHandle>): Promise<string[]> {
+  const dir = path.dirname(child.path);
+  return [...new Set((await parentNames(child)).map((p) => path.resolve(dir, p)))];
 }
 
 async function isFile(p: string): Promise<boolean> {
@@ -35,7 +43,7 @@ async function isFile(p: string): Promise<boolean> {
 }
 
 /** The path of the parent file, or a PARENT_MISSING VhdError naming the child and what was looked for. */
-export async function resolveParentPath(child: VhdFile): Promise<string> {
+export async function resolveParentPath(child: VhdFile<ReadHandle>): Promise<string> {
   const candidates = await parentCandidates(child);
   for (const c of candidates) if (await isFile(c)) return c;
   const name = child.header?.parentUnicodeName || candidates[0] || '(no name)';

@@ -5,8 +5,18 @@ import { VhdError, type VhdProblemCode } from './errors';
 import { decodeFooter, type VhdFooter } from './footer';
 import { decodeHeader, type VhdHeader } from './header';
 
+/**
+ * What a VHD file is read through: a local file handle, or ranged reads of a remote (remotes/). The
+ * subset of fs.FileHandle the reader needs.
+ */
+export interface ReadHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
 /** Random access to one VHD file (fixed, dynamic or differencing), without its parents. */
-export interface VhdFile {
+export interface VhdFile<H extends ReadHandle = FileHandle> {
   readonly path: string;
   readonly footer: VhdFooter;
   /** Undefined for fixed disks. */
@@ -27,11 +37,11 @@ export interface VhdFile {
   /** Bytes of the virtual disk as this file alone describes it. */
   readAt(offset: number, length: number): Promise<Buffer>;
   /** Access to the handle, for writers such as merge. */
-  readonly handle: FileHandle;
+  readonly handle: H;
   close(): Promise<void>;
 }
 
-async function readExactly(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+async function readExactly(fh: ReadHandle, offset: number, length: number): Promise<Buffer> {
   // allocUnsafe is fine: only the bytes actually read are returned.
   const buf = Buffer.allocUnsafe(length);
   let done = 0;
@@ -56,15 +66,20 @@ export async function openVhdFile(path: string, opts: OpenOptions = {}): Promise
     if (e?.code === 'ENOENT') throw new VhdError('NOT_FOUND', 'file does not exist', path);
     throw e;
   }
+  return openVhdHandle(path, fh);
+}
+
+/** Opens a VHD read through `handle` (closed on failure); `path` names it in errors and chains. */
+export async function openVhdHandle<H extends ReadHandle>(path: string, handle: H): Promise<VhdFile<H>> {
   try {
-    return await load(path, fh);
+    return await load(path, handle);
   } catch (e) {
-    await fh.close();
+    await handle.close();
     throw e;
   }
 }
 
-async function load(path: string, fh: FileHandle): Promise<VhdFile> {
+async function load<H extends ReadHandle>(path: string, fh: H): Promise<VhdFile<H>> {
   const fail = (code: VhdProblemCode, problem: string): never => {
     throw new VhdError(code, problem, path);
   };
@@ -131,14 +146,14 @@ async function load(path: string, fh: FileHandle): Promise<VhdFile> {
   return makeFile(path, fh, footer, header, bat, fileSize);
 }
 
-function makeFile(
+function makeFile<H extends ReadHandle>(
   path: string,
-  fh: FileHandle,
+  fh: H,
   footer: VhdFooter,
   header: VhdHeader | undefined,
   bat: Bat | undefined,
   fileSize: number,
-): VhdFile {
+): VhdFile<H> {
   const size = footer.currentSize;
   const count = blockCount(size);
   const fixed = footer.diskType === DiskType.fixed;

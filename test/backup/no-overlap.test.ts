@@ -55,6 +55,7 @@ const start = (workflowId: string) =>
     workflowId,
     args: [jobInput(job(), job().schedules[0])],
   });
+// A refused run ends Failed with its report in the failure (client/run-result reads either way).
 const reportOf = (workflowId: string) => runReportOf(stack.client.workflow.getHandle(workflowId));
 
 describe('one run of a job at a time', () => {

@@ -13,6 +13,8 @@ const NESTED = [
   'config schema',
   'runs show',
   'backups list',
+  'backups delete',
+  'remotes test',
 ];
 
 describe('xcpb --help', () => {

@@ -15,6 +15,10 @@ import {
   openVhdFile,
   VHD_BLOCK_SIZE,
 } from '../../formats/vhd';
+import { createLocalRemote } from '../../remotes/local';
+import type { Remote } from '../../remotes/remote';
+import { finishInterruptedMergesOnRemote } from '../../remotes/vhd-merge';
+import { openRemoteChain } from '../../remotes/vhd-store';
 import { judge, MemDisk, makeTmp, writeStream } from './helpers';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
@@ -193,5 +197,37 @@ describe("Xen Orchestra's merge state", () => {
       expect((await readdir(dir)).sort()).toEqual([C, G]);
       await expectJudged(dir, [C, G], atGrandchild);
     }
+  });
+
+  it('through a Remote (ranged reads, no local path): the chain reads through the stand-in and the merge is finished', async () => {
+    const { dir, atChild, atGrandchild } = await chainIn('xo-remote-cleanup');
+    await writeStream(createVhdStream(atChild, { uuid: uuids.c, timestamp: T(2) }), path.join(dir, P));
+    await rm(path.join(dir, C));
+    await writeFile(
+      path.join(dir, `.${P}.merge.json`),
+      JSON.stringify({
+        child: { uuid: uuids.c },
+        parent: { uuid: uuids.p },
+        chain: [P, C],
+        currentBlock: 9,
+        mergedDataSize: 6 * VHD_BLOCK_SIZE,
+        step: 'cleanup',
+        diskSize: 0,
+      }),
+    );
+    const remote = createLocalRemote({ id: 'nas', root: dir });
+    const meanwhile = await openRemoteChain(remote, G);
+    expect(meanwhile.files.map((f) => f.path)).toEqual([G, P]);
+    await meanwhile.close();
+    // A remote that cannot rewrite in place refuses to guess around another tool's in-place merge.
+    const objectStoreLike: Remote = Object.assign(Object.create(remote), { inPlace: undefined });
+    await expect(finishInterruptedMergesOnRemote(objectStoreLike, '')).rejects.toThrow(
+      `unfinished merge of ${C} into ${P}, left by another tool, needs a remote that rewrites files in place`,
+    );
+    expect((await readdir(dir)).sort()).toEqual([`.${P}.merge.json`, P, G]);
+    // Retention's path (BackupRepository.applyRetention finishes each chain folder first).
+    expect(await finishInterruptedMergesOnRemote(remote, '')).toEqual([C]);
+    expect((await readdir(dir)).sort()).toEqual([C, G]);
+    await expectJudged(dir, [C, G], atGrandchild);
   });
 });

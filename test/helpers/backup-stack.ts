@@ -31,6 +31,8 @@ export interface StackOptions {
   scenario: Scenario | 'demo';
   jobs: unknown[];
   remotes?: string[];
+  /** Further remotes, as config entries (S3, encrypted…), beside the local folders of `remotes`. */
+  remoteConfigs?: Record<string, unknown>[];
   poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
   /** the config's smtp section (reports by email) */
   smtp?: unknown;
@@ -158,7 +160,10 @@ export async function startBackupStack(o: StackOptions): Promise<BackupStack> {
       password: { env: PASSWORD_ENV },
       concurrency: { snapshot: 2, diskExport: 12, vmExport: 2, ...o.poolConcurrency },
     })),
-    remotes: remoteIds.map((id) => ({ id, url: `file://${path.join(dir, 'remotes', id)}` })),
+    remotes: [
+      ...remoteIds.map((id) => ({ id, url: `file://${path.join(dir, 'remotes', id)}` })),
+      ...(o.remoteConfigs ?? []),
+    ],
     jobs: o.jobs,
     ...(o.smtp ? { smtp: o.smtp } : {}),
   });

@@ -1,15 +1,18 @@
-// The same retention, on real VHD files (formats/vhd writer) merged by the real crash-safe merge:
-// proves the contracts line up (merged file under the child's name, parent gone, chains readable).
+// The same retention, on real VHD files (formats/vhd writer) merged the two real ways: in place (a
+// remote that can rewrite files) and by writing the merged file anew (any other remote); proves the
+// contracts line up (merged file under the child's name, parent gone, chains readable).
 
+import { rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ParentRef } from '../../formats/vhd';
-import { createVhdStream, mergeVhdIntoParent, openVhdChain } from '../../formats/vhd';
-import { applyRetention } from '../../remotes/apply-retention';
+import { createVhdStream } from '../../formats/vhd';
 import { backupPaths, vmBackupDir } from '../../remotes/backup-paths';
+import { BackupRepository } from '../../remotes/backup-repository';
 import type { Remote } from '../../remotes/remote';
-import { listVmBackups, writeBackupMetadata } from '../../remotes/repository';
-import { readVhdParentFromHeader } from '../../remotes/vhd-parent';
+import { writeBackupMetadata } from '../../remotes/repository';
+import { readVhdParent } from '../../remotes/vhd-store';
+import { runXcpb } from '../helpers/cli';
 import { DAY, deltaMetadata, JOB, T0, tempRemote, VM } from './fixtures';
 
 const MiB = 1024 * 1024;
@@ -21,6 +24,9 @@ beforeEach(async () => {
   ({ remote, cleanup } = await tempRemote());
 });
 afterEach(() => cleanup());
+
+/** The same folder seen as a remote that cannot rewrite files in place (an object store). */
+const withoutInPlace = (r: Remote): Remote => Object.assign(Object.create(r), { inPlace: undefined });
 
 /** Day i writes block (i % 4) filled with byte i+1; returns the full disk bytes after each day. */
 async function writeRealChain(days: number): Promise<Buffer[]> {
@@ -57,7 +63,7 @@ async function writeRealChain(days: number): Promise<Buffer[]> {
 }
 
 async function readDisk(vhdPath: string): Promise<Buffer> {
-  const chain = await openVhdChain(remote.localPath(vhdPath)!);
+  const chain = await new BackupRepository(remote).openChain(vhdPath);
   try {
     return await chain.readAt(0, DISK_SIZE);
   } finally {
@@ -65,44 +71,29 @@ async function readDisk(vhdPath: string): Promise<Buffer> {
   }
 }
 
-describe('applyRetention with formats/vhd', () => {
+describe.each([
+  ['in place', (r: Remote) => r],
+  ['by rewriting the merged file', withoutInPlace],
+])('applyRetention with formats/vhd, merging %s', (_how, view) => {
   it('merges real VHDs: kept backups read the same bytes, the oldest kept one is now a full', async () => {
     const snapshots = await writeRealChain(5);
-    const deps = {
-      mergeVhdIntoParent: (p: string) => mergeVhdIntoParent(p),
-      readVhdParent: readVhdParentFromHeader,
-    };
-    const report = await applyRetention(
-      remote,
-      VM,
-      { scheduleId: 'nightly', mode: 'delta', remote: 2, timeZone: 'UTC' },
-      deps,
-    );
+    const repository = new BackupRepository(view(remote));
+    const policy = { scheduleId: 'nightly', mode: 'delta', remote: 2, timeZone: 'UTC' } as const;
+    const report = await repository.applyRetention(VM, policy);
     expect(report.plan.operations.filter((o) => o.kind === 'merge')).toHaveLength(3);
 
-    const entries = await listVmBackups(remote, VM, { readVhdParent: readVhdParentFromHeader });
+    const entries = await repository.listVmBackups(VM);
     expect(entries.map((e) => [e.basename, e.status])).toEqual([
       ['20261104T030000Z', 'ok'],
       ['20261105T030000Z', 'ok'],
     ]);
     const dir = `${vmBackupDir(VM)}/vdis/${JOB}/vdi-a`;
     expect(await remote.list(dir)).toEqual(['20261104T030000Z.vhd', '20261105T030000Z.vhd']);
-    expect(await readVhdParentFromHeader(remote, `${dir}/20261104T030000Z.vhd`)).toBeNull();
-    expect(await readVhdParentFromHeader(remote, `${dir}/20261105T030000Z.vhd`)).toBe(
-      `${dir}/20261104T030000Z.vhd`,
-    );
+    expect(await readVhdParent(remote, `${dir}/20261104T030000Z.vhd`)).toBeNull();
+    expect(await readVhdParent(remote, `${dir}/20261105T030000Z.vhd`)).toBe(`${dir}/20261104T030000Z.vhd`);
     expect((await readDisk(`${dir}/20261104T030000Z.vhd`)).equals(snapshots[3]!)).toBe(true);
     expect((await readDisk(`${dir}/20261105T030000Z.vhd`)).equals(snapshots[4]!)).toBe(true);
-    expect(
-      (
-        await applyRetention(
-          remote,
-          VM,
-          { scheduleId: 'nightly', mode: 'delta', remote: 2, timeZone: 'UTC' },
-          deps,
-        )
-      ).done,
-    ).toEqual([]);
+    expect((await repository.applyRetention(VM, policy)).done).toEqual([]);
   });
 });
 
@@ -113,11 +104,46 @@ describe('listing real VHDs', () => {
     const middle = `${dir}/20261102T030000Z.vhd`;
     const bytes = await remote.readFile(middle);
     await remote.writeFileAtomic(middle, bytes.subarray(0, 300));
-    const entries = await listVmBackups(remote, VM, { readVhdParent: readVhdParentFromHeader });
+    const entries = await new BackupRepository(remote).listVmBackups(VM);
     expect(entries.map((e) => e.status)).toEqual(['ok', 'broken', 'broken']);
     expect(entries[1]!.problems[0]).toMatch(/^unreadable VHD vdis\/job-1\/vdi-a\/20261102T030000Z.vhd/);
     expect(entries[2]!.problems[0]).toMatch(
       /^delta vdis\/job-1\/vdi-a\/20261103T030000Z.vhd: its ancestor .*20261102T030000Z.vhd is unreadable/,
     );
+  });
+});
+
+describe('xcpb backups delete', () => {
+  it("deleting a delta's parent merges it into its child first: every other backup reads the same bytes", async () => {
+    const snapshots = await writeRealChain(4);
+    const config = `${(remote.url as string).replace('file://', '')}.config.json`;
+    await writeFile(config, JSON.stringify({ remotes: [{ id: 'nas', url: remote.url }] }));
+    try {
+      const out = await runXcpb(['backups', 'delete', `nas:${VM}/20261102T030000Z`, '--config', config]);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toContain(
+        'merge vdis/job-1/vdi-a/20261103T030000Z.vhd into its parent vdis/job-1/vdi-a/20261102T030000Z.vhd',
+      );
+      const repository = new BackupRepository(remote);
+      const entries = await repository.listVmBackups(VM);
+      expect(entries.map((e) => [e.basename, e.status])).toEqual([
+        ['20261101T030000Z', 'ok'],
+        ['20261103T030000Z', 'ok'],
+        ['20261104T030000Z', 'ok'],
+      ]);
+      const dir = `${vmBackupDir(VM)}/vdis/${JOB}/vdi-a`;
+      for (const [i, ts] of [
+        [0, '20261101T030000Z'],
+        [2, '20261103T030000Z'],
+        [3, '20261104T030000Z'],
+      ] as const) {
+        expect((await readDisk(`${dir}/${ts}.vhd`)).equals(snapshots[i]!), ts).toBe(true);
+      }
+      const missing = await runXcpb(['backups', 'delete', `nas:${VM}/20261102T030000Z`, '--config', config]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toMatch(/no such backup/);
+    } finally {
+      await rm(config, { force: true });
+    }
   });
 });

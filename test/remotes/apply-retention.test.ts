@@ -65,9 +65,7 @@ describe('applyRetention on delta chains', () => {
       `delete backup ${vmDir}/20261103T030000Z.json`,
     ]);
     expect(merge.calls).toEqual(
-      ['20261102T030000Z', '20261103T030000Z', '20261104T030000Z'].map((ts) =>
-        remote.localPath(`${chainDir}/${ts}.vhd`),
-      ),
+      ['20261102T030000Z', '20261103T030000Z', '20261104T030000Z'].map((ts) => `${chainDir}/${ts}.vhd`),
     );
     expect(await remote.list(chainDir)).toEqual([
       '20261104T030000Z.vhd',
@@ -204,7 +202,6 @@ function crashingAt(inner: Remote, n: number): Remote {
     list: (d) => inner.list(d),
     stat: (p) => inner.stat(p),
     exists: (p) => inner.exists(p),
-    localPath: (p) => inner.localPath(p),
     checkWritable: () => inner.checkWritable(),
     createWriteStreamAtomic: (p) => inner.createWriteStreamAtomic(p),
     writeFileAtomic: async (p, d) => {
@@ -223,11 +220,15 @@ function crashingAt(inner: Remote, n: number): Remote {
       gate();
       return inner.rename(f, t);
     },
+    copy: async (f, t) => {
+      gate();
+      return inner.copy(f, t);
+    },
   };
 }
 
 describe('applyRetention and the merge contract', () => {
-  const deps = (merge: (p: string) => Promise<void>) => ({
+  const deps = (merge: (r: Remote, p: string) => Promise<void>) => ({
     mergeVhdIntoParent: merge,
     readVhdParent: readFakeVhdParent,
   });
@@ -236,9 +237,9 @@ describe('applyRetention and the merge contract', () => {
     await writeDeltaChain(remote, 3);
     const real = fakeMerge();
     let calls = 0;
-    const lazyOnce = async (p: string) => {
+    const lazyOnce = async (r: Remote, p: string) => {
       if (calls++ === 0) return; // as if it had found and cleared a stale state file
-      await real.merge(p);
+      await real.merge(r, p);
     };
     await applyRetention(remote, VM, nightly(2), deps(lazyOnce));
     expect(calls).toBe(2);
@@ -338,16 +339,5 @@ describe('applyRetention on a failing remote', () => {
       }),
     ).rejects.toMatchObject({ remoteId: 'nas', code: 'UNAVAILABLE' });
     expect(await restorable(remote)).toEqual(before);
-  });
-
-  it('refuses to merge on a remote without local paths, naming the remote', async () => {
-    await writeDeltaChain(remote, 3);
-    const objectStoreLike: Remote = Object.assign(Object.create(remote), { localPath: () => undefined });
-    await expect(
-      applyRetention(objectStoreLike, VM, nightly(1), {
-        mergeVhdIntoParent: fakeMerge().merge,
-        readVhdParent: readFakeVhdParent,
-      }),
-    ).rejects.toMatchObject({ remoteId: 'nas', code: 'UNSUPPORTED' });
   });
 });

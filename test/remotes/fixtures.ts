@@ -1,7 +1,7 @@
 // Test fixtures for repository tests: a temp local remote, backup metadata as XO writes it, and a
 // stand-in VHD format (JSON: identity, parent name, blocks) with a merge that behaves like the real
 // one (parent takes the child's blocks and identity, then the child's name).
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import nodePath from 'node:path';
 import type { BackupMetadata } from '../../remotes/backup-metadata';
@@ -39,24 +39,24 @@ export async function readFakeVhdParent(remote: Remote, path: string): Promise<s
   return vhd.parent === null ? null : `${dirnameOf(path)}/${vhd.parent}`;
 }
 
-/** Same contract as formats/vhd mergeVhdIntoParent; `crashAfterWrite` stops between its two steps. */
+/** Same contract as remotes/vhd-merge mergeVhdOnRemote; `crashAfterWrite` stops between its two steps. */
 export function fakeMerge(options: { crashAfterWrite?: () => boolean } = {}) {
   const calls: string[] = [];
-  const merge = async (childPath: string): Promise<void> => {
+  const merge = async (remote: Remote, childPath: string): Promise<void> => {
     calls.push(childPath);
-    const child = JSON.parse(await readFile(childPath, 'utf8')) as FakeVhd;
+    const child = JSON.parse((await remote.readFile(childPath)).toString()) as FakeVhd;
     if (child.parent === null) throw new Error(`${childPath} is not a delta`);
-    const parentPath = nodePath.join(nodePath.dirname(childPath), child.parent);
-    const parent = JSON.parse(await readFile(parentPath, 'utf8')) as FakeVhd;
+    const parentPath = `${dirnameOf(childPath)}/${child.parent}`;
+    const parent = JSON.parse((await remote.readFile(parentPath)).toString()) as FakeVhd;
     // Idempotent on resume: the union with the child's blocks on top gives the same result again.
     const merged: FakeVhd = {
       uuid: child.uuid,
       parent: parent.parent,
       blocks: { ...parent.blocks, ...child.blocks },
     };
-    await writeFile(parentPath, JSON.stringify(merged));
+    await remote.writeFileAtomic(parentPath, JSON.stringify(merged));
     if (options.crashAfterWrite?.()) throw new Error('crash (injected) inside the merge');
-    await rename(parentPath, childPath);
+    await remote.rename(parentPath, childPath);
   };
   return { merge, calls };
 }
