@@ -69,11 +69,17 @@ export interface VmLockOptions {
 
 export const vmLockPath = (vmUuid: string): string => `${vmBackupDir(vmUuid)}.xcpb-lock.json`;
 
-/** Xen Orchestra's lock folder of a VM (proper-lockfile: `<realpath of the VM folder>.lock`), if the remote is a filesystem. */
+/**
+ * Xen Orchestra's lock folder of a VM (proper-lockfile: `<realpath of the VM folder>.lock`), if the
+ * remote is a filesystem. Called once our owner record exists, so `xo-vm-backups` does: only the VM
+ * folder is made, never the remote's own folders (a vanished remote must stay vanished).
+ */
 async function xoLockDir(remote: Remote, vmUuid: string): Promise<string | undefined> {
   const dir = remote.localPath(vmBackupDir(vmUuid));
   if (!dir) return undefined; // object stores: XO takes no lock there either
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
   return `${await realpath(dir)}.lock`;
 }
 
@@ -173,7 +179,8 @@ export async function acquireVmLock(
   const acquiredAt = now();
   const record = (): VmLockContent => ({ owner, token, acquiredAt, refreshedAt: now() });
 
-  const xoDir = await xoLockDir(remote, vmUuid);
+  let xoDirMemo: Promise<string | undefined> | undefined;
+  const xoLock = () => (xoDirMemo ??= xoLockDir(remote, vmUuid));
 
   const lock: VmLock = {
     path,
@@ -187,11 +194,13 @@ export async function acquireVmLock(
       ) {
         throw new VmLockedError(remote.id, vmUuid, typeof current === 'string' ? undefined : current);
       }
+      const xoDir = await xoLock();
       if (xoDir) await pushAheadIfThere(xoDir, now() + staleAfterMs);
     },
     async release() {
       const current = await readLock(remote, path);
       if (typeof current !== 'string' && current.token === token) {
+        const xoDir = await xoLock();
         if (xoDir) await removeXoLock(xoDir);
         await remote.delete(path);
       }
@@ -200,6 +209,10 @@ export async function acquireVmLock(
 
   /** With our owner record written: takes XO's lock folder too (ours already when `ours`), or gives up. */
   const withXoLock = async (ours: boolean): Promise<VmLock> => {
+    const xoDir = await xoLock().catch(async (error) => {
+      await remote.delete(path).catch(() => {});
+      throw error;
+    });
     if (!xoDir) return lock;
     if (ours) {
       await mkdir(xoDir).catch(() => undefined);
