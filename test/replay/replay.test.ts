@@ -36,7 +36,7 @@ describe('replay of recorded histories', () => {
     for (const f of files)
       for (const h of await histories(f))
         types.add(h.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '?');
-    expect([...types].sort()).toEqual(['backupJob', 'backupVm', 'healthCheck', 'restoreVm']);
+    expect([...types].sort()).toEqual(['backupJob', 'backupVm', 'healthCheck', 'jobRunGuard', 'restoreVm']);
   });
 
   it.each(files)('%s replays against the current workflow code', async (file) => {
