@@ -127,7 +127,11 @@ describe('the remote freezes mid-write, then comes back', () => {
       async () => (await hiddenFiles(stack, 'nas', vm.uuid)).length === 0,
       30_000,
     );
-    const leaked = (await allSnapshotsOf(stack, vm.uuid)).filter((s) => s.uuid !== base.uuid);
+    // (the control API's first answer may come late: the test process's file I/O was held up too)
+    const snapshots = await waitFor('the snapshots listed', () =>
+      allSnapshotsOf(stack, vm.uuid).catch(() => undefined),
+    );
+    const leaked = snapshots.filter((s) => s.uuid !== base.uuid);
     expect(leaked).toEqual([]);
     expect(await leftoversBesideVm(stack, 'nas')).toEqual([]);
     const checked = await truths.checkAll(vm.uuid, 'nightly'); // asserts each chain byte-exact
