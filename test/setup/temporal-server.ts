@@ -19,7 +19,7 @@ declare module 'vitest' {
 
 /** One namespace per integration test file (claimed by test/helpers/temporal.ts), so the workers of
  * files running in parallel never take each other's tasks. */
-export const TEST_NAMESPACES = Array.from({ length: 32 }, (_, i) => `xcpb-test-${i}`);
+export const TEST_NAMESPACES = Array.from({ length: 48 }, (_, i) => `xcpb-test-${i}`);
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (process.env.XCPB_TEST_TEMPORAL === 'off') return undefined;
