@@ -1,13 +1,23 @@
-// Writes one stream to several remotes at once (export once, write to all). Each target writes a
-// temporary file renamed on success; a target that fails is dropped and the others go on; the
+// Writes one stream to several targets at once (export once, write to all): remote files and SR
+// imports. Each remote target writes a temporary file renamed on success (an import is committed
+// when XAPI's task succeeds); a target that fails is dropped and the others go on; the
 // slowest target sets the pace (backpressure), so memory stays at a few chunks.
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { AtomicWrite, Remote } from '../remotes/remote';
 import type { TargetOutcome } from './contract';
 
+/**
+ * Where a stream goes: a file on a remote, or an import into an SR (activities/import-sink.ts).
+ * `open` starts the write; the fan-out commits or aborts what it returns.
+ */
+export interface Sink {
+  id: string;
+  open(): Promise<AtomicWrite>;
+}
+
 interface Target {
-  remote: Remote;
+  sink: Sink;
   write?: AtomicWrite;
   error?: string;
 }
@@ -34,10 +44,30 @@ function drained(stream: Writable): Promise<void> {
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-export async function writeToRemotes(
+export function writeToRemotes(
   source: Readable,
   remotes: readonly Remote[],
   path: string,
+  onProgress: (bytes: number) => void = () => {},
+  signal?: AbortSignal,
+): Promise<FanOutResult> {
+  return writeToSinks(
+    source,
+    remotes.map((r) => remoteSink(r, path)),
+    onProgress,
+    signal,
+  );
+}
+
+export const remoteSink = (remote: Remote, path: string): Sink => ({
+  id: remote.id,
+  open: () => remote.createWriteStreamAtomic(path),
+});
+
+/** Feeds one stream to every sink; the result's `remoteId` is each sink's id. */
+export async function writeToSinks(
+  source: Readable,
+  sinks: readonly Sink[],
   onProgress: (bytes: number) => void = () => {},
   signal?: AbortSignal,
 ): Promise<FanOutResult> {
@@ -46,7 +76,7 @@ export async function writeToRemotes(
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    return await fanOut(source, remotes, path, onProgress);
+    return await fanOut(source, sinks, onProgress);
   } finally {
     signal?.removeEventListener('abort', stop);
   }
@@ -54,16 +84,15 @@ export async function writeToRemotes(
 
 async function fanOut(
   source: Readable,
-  remotes: readonly Remote[],
-  path: string,
+  sinks: readonly Sink[],
   onProgress: (bytes: number) => void,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
-    remotes.map(async (remote): Promise<Target> => {
+    sinks.map(async (sink): Promise<Target> => {
       try {
-        return { remote, write: await remote.createWriteStreamAtomic(path) };
+        return { sink, write: await sink.open() };
       } catch (err) {
-        return { remote, error: message(err) };
+        return { sink, error: message(err) };
       }
     }),
   );
@@ -108,7 +137,7 @@ async function fanOut(
   return {
     bytes,
     targets: targets.map((t) =>
-      t.error ? { remoteId: t.remote.id, ok: false, error: t.error } : { remoteId: t.remote.id, ok: true },
+      t.error ? { remoteId: t.sink.id, ok: false, error: t.error } : { remoteId: t.sink.id, ok: true },
     ),
   };
 }

@@ -6,6 +6,8 @@ import type { PoolRegistry } from './pools';
 import { createRemoteActivities } from './remote-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
+import { createSrWriterActivities } from './sr-writer-activities';
+import type { SrWriterActivities } from './sr-writer-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
 import { createVmActivities } from './vm-activities';
 
@@ -17,7 +19,7 @@ export interface ActivityDeps {
 export function createBackupActivities({
   pools,
   remotes,
-}: ActivityDeps): BackupActivities & RestoreActivities {
+}: ActivityDeps): BackupActivities & RestoreActivities & SrWriterActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
@@ -25,6 +27,7 @@ export function createBackupActivities({
     ...createRemoteActivities(remotes),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
+    ...keepingAlive(createSrWriterActivities(pools)),
   };
 }
 
