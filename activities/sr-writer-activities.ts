@@ -35,6 +35,13 @@ const entry = (vm: VmRecord) => ({
   otherConfig: vm.other_config ?? {},
 });
 
+/** Floats come back from a record read as `{ value }` objects: VM.create wants numbers. */
+function xapiFloats(vm: VmRecord): VmRecord {
+  const f = vm.HVM_shadow_multiplier as unknown;
+  const n = typeof f === 'object' && f !== null && 'value' in f ? Number((f as { value: unknown }).value) : f;
+  return { ...vm, HVM_shadow_multiplier: n };
+}
+
 /** Destroys a VM, its snapshots and every VDI they hold. */
 async function destroyVmAndDisks(xapi: XapiClient, ref: string): Promise<void> {
   const vm = await xapi.getRecord<VmRecord>('VM', ref).catch((e) => {
@@ -191,10 +198,10 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
       }),
 
     finishDrReplica: (req) =>
-      withXapiFailures(`DR replica ${req.vmUuid} on pool ${req.poolId}`, async () => {
+      withXapiFailures(`DR replica ${req.importedVmUuid} on pool ${req.poolId}`, async () => {
         const xapi = await pools.client(req.poolId);
-        const { ref, vm } = await vmByUuid(xapi, req.vmUuid);
-        const source = (await vmByUuid(await pools.client(req.sourcePoolId), req.sourceVmUuid)).vm;
+        const { ref, vm } = await vmByUuid(xapi, req.importedVmUuid);
+        const source = (await vmByUuid(await pools.client(req.sourcePoolId), req.vmUuid)).vm;
         return finishReplica(xapi, ref, vm, source, { ...req, kind: 'dr' });
       }),
 
@@ -219,7 +226,7 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
         if (!vmRef) {
           vmRef = await xapi.call<string>(
             'VM.create',
-            vmCreateRecord(snap, {
+            vmCreateRecord(xapiFloats(snap), {
               name: `[Importing…] ${source.name_label}`,
               tags: [],
               otherConfig: {

@@ -50,9 +50,9 @@ export type SrWriterActivities = {
   /** DR: marks the imported VM as this run's replica (name, tags, HA, blocked start, keys). */
   finishDrReplica(
     req: ReplicaRequest & {
-      vmUuid: string;
+      /** the VM the XVA import made */
+      importedVmUuid: string;
       sourcePoolId: string;
-      sourceVmUuid: string;
       jobName: string;
       datetime: string;
     },

@@ -121,9 +121,11 @@ export async function putStream(
       req.destroy();
       throw e;
     }
-    // the server cannot see the end of the body: close the connection once it is flushed
+    // The server cannot see the end of the body: close our side once it is flushed. `end` on the
+    // socket sends what Node still buffers, then FIN; destroying it instead (as soon as the
+    // request's own end fires) can drop the buffered tail of the body.
     await new Promise<void>((resolve) => req.end(() => resolve()));
-    req.destroy();
+    req.socket?.end();
     return;
   }
   await pipeline(body, req).catch(async (e) => {

@@ -159,11 +159,7 @@ export class SrWriter implements Writer {
       'replica',
       () =>
         this.kind === 'dr'
-          ? this.act.finishDrReplica({
-              ...common,
-              vmUuid: outcomes[0]!.vmUuid!,
-              sourceVmUuid: this.input.vm.uuid,
-            })
+          ? this.act.finishDrReplica({ ...common, importedVmUuid: outcomes[0]!.vmUuid! })
           : this.act.createCrReplica({
               ...common,
               runId: this.input.runId,
