@@ -51,6 +51,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       '<backupId> --config <file> --pool <id> --sr <uuid|name> [--start] [--json]  restore a VM backup',
     load: async () => (await import('./restore')).restoreCommand,
   },
+  replicas: {
+    summary:
+      'list --config <file> [--job <id>] [--json] | start <replica> --config <file>  DR/CR replicas, fail over',
+    load: async () => (await import('./replicas')).replicasCommand,
+  },
   sim: {
     summary: '--scenario <file|demo> [--port N] [--data-dir DIR]  the XAPI simulator',
     load: async () => (await import('./sim')).simCommand,

@@ -3,9 +3,11 @@
 // after run, a CR delta reads only the changed blocks, and the replica is marked as XO marks it.
 import { rename } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vmDisks } from '../../activities/xapi-records';
+import { type VmRecord, vmDisks } from '../../activities/xapi-records';
+import { type ReplicaRow, startReplica } from '../../cli/replicas';
 import { REPLICA_TAGS, START_BLOCKED_REASON } from '../../core/replica';
-import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
+import { runXcpb } from '../helpers/cli';
 import { listJson } from '../helpers/remote-files';
 import {
   describeDisks,
@@ -183,12 +185,17 @@ describe('continuous replication', () => {
     const web = await stack.vm('web', 'main');
     const replicas = await replicasOf(stack, 'dr', web.uuid, 'cr');
     const xapi = await stack.xapi('dr');
-    // Someone deletes the replicas' snapshots (the delta bases).
-    for (const r of replicas) for (const snap of r.vm.snapshots) await xapi.call('VM.destroy', snap);
+    // Someone deletes the replicas' snapshots (the delta bases), disks included.
+    for (const r of replicas)
+      for (const snap of r.vm.snapshots) {
+        const disks = await vmDisks(xapi, await xapi.getRecord<VmRecord>('VM', snap));
+        await xapi.call('VM.destroy', snap);
+        for (const d of disks) await xapi.call('VDI.destroy', d.vdiRef);
+      }
     await xapi.logout();
     const report = await stack.runJob('cr');
     const vm = vmReport(report, 'web');
-    expect(vm.status).toBe('success');
+    expect(vm.status, JSON.stringify(vm.steps, null, 1)).toBe('success');
     const exports = vm.steps.filter((s) => s.name === 'export');
     expect(exports.map((s) => s.detail)).toEqual(
       exports.map(() =>
@@ -243,13 +250,36 @@ describe('disaster recovery', () => {
       // A full backup deletes its snapshot: compare with the live disk, unchanged since the run.
       const live = (await stack.vm('db', 'main')).disks;
       const source = await stack.pool('main').control.readVdi(live[0].uuid);
-      const { readAll } = await import('../helpers/backup-stack');
       expect(describeDisks(await diskBytes(stack, 'dr', replica))).toEqual(
         describeDisks([await readAll(source)]),
       );
       await expectNoLeftovers(stack, 'dr', db.uuid);
     }
   }, 180_000);
+
+  it('the SR full mid-import: the import fails, no half VM or VDI is left, the older replica is kept', async () => {
+    const db = await stack.vm('db', 'main');
+    const [kept] = await replicasOf(stack, 'dr', db.uuid, 'dr');
+    const x = await stack.xapi('dr');
+    const srUuid = await x.call<string>(
+      'SR.get_uuid',
+      (await x.call<string[]>('SR.get_by_name_label', 'Replicas'))[0],
+    );
+    await x.logout();
+    await stack.pool('dr').control.fillSr(srUuid, true);
+    try {
+      const report = await stack.runJob('dr');
+      const vm = vmReport(report, 'db');
+      expect(vm.status).toBe('failure');
+      expect(
+        vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas')?.error?.message,
+      ).toMatch(/SR_FULL|space/i);
+    } finally {
+      await stack.pool('dr').control.fillSr(srUuid, false);
+    }
+    expect((await replicasOf(stack, 'dr', db.uuid, 'dr')).map((r) => r.vm.uuid)).toEqual([kept.vm.uuid]);
+    await expectNoLeftovers(stack, 'dr', db.uuid);
+  }, 120_000);
 });
 
 describe('RAM-enabled continuous replication', () => {
@@ -323,9 +353,9 @@ describe('remotes and SRs in one job', () => {
       const report = await stack.runJob('both');
       const vm = vmReport(report, 'both');
       expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'nas')?.status).toBe('success');
-      expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas')?.status).toBe(
-        'failure',
-      );
+      // The SR writer fails where the SR refuses (a new VDI, or the import itself) and is dropped.
+      expect(vm.steps.filter((s) => s.target === 'dr/Replicas').map((s) => s.status)).toContain('failure');
+      expect(vm.steps.find((s) => s.name === 'replica')).toBeUndefined();
     } finally {
       await stack.pool('dr').control.fillSr(srUuid, false);
     }
@@ -338,4 +368,43 @@ describe('remotes and SRs in one job', () => {
     expect((await replicasOf(stack, 'dr', both.uuid, 'both')).length).toBe(3);
     await expectNoLeftovers(stack, 'dr', both.uuid);
   }, 180_000);
+});
+
+describe('xcpb replicas', () => {
+  it('list shows the complete replicas of a job; start fails over to a clone and keeps the replica', async () => {
+    const file = await stack.writeConfigFile();
+    const r = await runXcpb(['replicas', 'list', '--config', file, '--job', 'cr', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows: ReplicaRow[] = JSON.parse(r.stdout).replicas;
+    const web = await stack.vm('web', 'main');
+    const complete = (await replicasOf(stack, 'dr', web.uuid, 'cr')).filter(
+      (x) => x.vm.other_config['xo:backup:sr'],
+    );
+    expect(rows.map((x) => x.vmUuid).sort()).toEqual(complete.map((x) => x.vm.uuid).sort());
+    expect(rows.every((x) => x.jobId === 'cr' && x.poolId === 'dr' && x.sourceVmUuid === web.uuid)).toBe(
+      true,
+    );
+
+    const xapi = await stack.xapi('dr');
+    try {
+      const started = await startReplica(xapi, rows[0].vmUuid);
+      expect(started.powerState).toBe('Running');
+      const clone = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', started.vmUuid));
+      expect(clone.other_config['xo:backup:sr']).toBeUndefined();
+      expect(clone.tags).not.toContain(REPLICA_TAGS.cr);
+      const replica = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', rows[0].vmUuid));
+      expect(replica.power_state).toBe('Halted');
+      expect(replica.blocked_operations).toMatchObject({ start: START_BLOCKED_REASON });
+      // A RAM-enabled replica is resumed, not booted: its suspended snapshot is what gets cloned.
+      const mem = await stack.vm('mem', 'main');
+      const [ram] = (await replicasOf(stack, 'dr', mem.uuid, 'ram')).filter(
+        (x) => x.vm.other_config['xo:backup:sr'],
+      );
+      const resumed = await startReplica(xapi, ram.vm.uuid);
+      expect(resumed.powerState).toBe('Running');
+      expect((await xapi.getRecord<VmRecord>('VM', ram.ref)).power_state).toBe('Suspended');
+    } finally {
+      await xapi.logout();
+    }
+  }, 120_000);
 });
