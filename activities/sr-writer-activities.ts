@@ -4,6 +4,7 @@
 // interrupted one left is found and destroyed before the next transfer (never a half replica).
 import {
   completeReplicaOtherConfig,
+  cpuMismatch,
   isCompleteReplica,
   isLeftoverReplica,
   REPLICA_IMPORT_KEY,
@@ -219,6 +220,14 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
             : undefined;
         const suspendTarget = suspendSource ? req.vdis[suspendSource] : undefined;
         const suspended = suspendTarget !== undefined && snap.power_state === 'Suspended';
+        if (suspended) {
+          const cpu = async (x: XapiClient) => {
+            const pool = Object.values(await x.getAllRecords<{ master: string }>('pool'))[0];
+            return x.call<Record<string, string>>('host.get_cpu_info', pool.master);
+          };
+          const why = cpuMismatch(await cpu(sourceXapi), await cpu(xapi));
+          if (why) warnings.push(why);
+        }
         // A retried attempt finds the VM the first one made.
         let vmRef = Object.entries(await xapi.getAllRecords<VmRecord>('VM')).find(
           ([, v]) => !v.is_a_snapshot && v.other_config?.[REPLICA_IMPORT_KEY] === req.runId,

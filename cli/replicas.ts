@@ -80,6 +80,8 @@ export async function startReplica(
   }
   const name = replica.name_label.replace(/ - \(.*\)$/, '') + ' (failover)';
   const clone = await xapi.callAsync<string>('VM.clone', source, name);
+  // A clone of a snapshot is a template, as the snapshot is: make it a VM.
+  if (source !== ref) await xapi.call('VM.set_is_a_template', clone, false);
   // The clone is an ordinary VM: no replica marks, start allowed.
   const oc = await xapi.call<Record<string, string>>('VM.get_other_config', clone);
   await xapi.call(

@@ -113,3 +113,19 @@ export function replicasBeyondRetention(replicas: readonly ReplicaEntry[], keep:
   );
   return newestFirst.slice(Math.max(keep, 1));
 }
+
+/**
+ * Why a RAM-enabled replica may not resume on the target: its memory image holds the source CPU's
+ * state, and XAPI refuses (or the guest crashes) on a CPU with another vendor or fewer features.
+ * Undefined when the CPUs look alike.
+ */
+export function cpuMismatch(
+  source: Record<string, string>,
+  target: Record<string, string>,
+): string | undefined {
+  const differs = ['vendor', 'features'].filter((k) => (source[k] ?? '') !== (target[k] ?? ''));
+  if (differs.length === 0) return undefined;
+  const show = (c: Record<string, string>) =>
+    [c.vendor, c.modelname].filter(Boolean).join(' ') || 'unknown CPU';
+  return `the target host's CPU (${show(target)}) differs from the source's (${show(source)}) in ${differs.join(' and ')}: resuming the RAM replica may fail there`;
+}
