@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -115,11 +114,25 @@ export async function putStream(
   if (size === undefined) {
     try {
       for await (const chunk of body) {
-        if (!req.write(chunk)) await once(req, 'drain');
+        // A server that gives up mid-body (SR full…) closes the connection: stop writing then,
+        // instead of waiting for a drain that never comes.
+        if (req.destroyed) break;
+        if (!req.write(chunk))
+          await new Promise((resolve) => {
+            req.once('drain', resolve);
+            req.once('close', resolve);
+          });
       }
     } catch (e) {
       req.destroy();
       throw e;
+    }
+    if (req.destroyed) {
+      body.destroy();
+      await early;
+      throw new XapiTransportError(
+        `PUT ${path}: the server closed the connection before the end of the body`,
+      );
     }
     // The server cannot see the end of the body: close our side once it is flushed. `end` on the
     // socket sends what Node still buffers, then FIN; destroying it instead (as soon as the
