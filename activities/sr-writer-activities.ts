@@ -15,8 +15,9 @@ import {
   replicaTags,
   START_BLOCKED_REASON,
 } from '../core/replica';
+import { RESTORE_KEY } from '../core/restore-naming';
 import { NULL_REF, vbdCreateRecord, vifCreateRecord, vmCreateRecord } from '../core/restore-records';
-import { XCPB_KEYS, XO_KEYS } from '../core/xo-keys';
+import { TAGS, XCPB_KEYS, XO_KEYS } from '../core/xo-keys';
 import { type XapiClient, XapiError } from '../xapi';
 import { withXapiFailures } from './failures';
 import type { PoolRegistry } from './pools';
@@ -35,6 +36,18 @@ const entry = (vm: VmRecord) => ({
   isSnapshot: vm.is_a_snapshot,
   otherConfig: vm.other_config ?? {},
 });
+
+/** The newest suspended snapshot of a suspended replica: what XAPI can clone (not the VM itself). */
+async function suspendedSnapshot(xapi: XapiClient, vm: VmRecord): Promise<string> {
+  const snaps = await Promise.all(
+    vm.snapshots.map(async (ref) => ({ ref, snap: await xapi.getRecord<VmRecord>('VM', ref) })),
+  );
+  const found = snaps
+    .filter((s) => s.snap.power_state === 'Suspended')
+    .sort((a, b) => String(b.snap.snapshot_time).localeCompare(String(a.snap.snapshot_time)))[0];
+  if (!found) throw new Error(`replica ${vm.uuid} is suspended and has no suspended snapshot to clone`);
+  return found.ref;
+}
 
 /** Floats come back from a record read as `{ value }` objects: VM.create wants numbers. */
 function xapiFloats(vm: VmRecord): VmRecord {
@@ -294,6 +307,34 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
           `${source.name_label} - ${req.jobName} / ${req.scheduleId ?? 'manual'} ${req.datetime}`,
         );
         return { ...result, warnings: [...warnings, ...result.warnings] };
+      }),
+
+    startReplicaCheck: (req) =>
+      withXapiFailures(`health check of replica ${req.replicaVmUuid}`, async () => {
+        const xapi = await pools.client(req.poolId);
+        const { ref, vm } = await vmByUuid(xapi, req.replicaVmUuid);
+        // A retried attempt finds the clone the first one made.
+        let clone = Object.entries(await xapi.getAllRecords<VmRecord>('VM')).find(
+          ([, v]) => !v.is_a_snapshot && v.other_config?.[RESTORE_KEY] === req.checkId,
+        )?.[0];
+        if (!clone) {
+          const source = vm.power_state === 'Suspended' ? await suspendedSnapshot(xapi, vm) : ref;
+          clone = await xapi.callAsync<string>('VM.clone', source, `${vm.name_label} (health check)`);
+          if (source !== ref) await xapi.call('VM.set_is_a_template', clone, false);
+          await xapi.call('VM.set_other_config', clone, {
+            [RESTORE_KEY]: req.checkId,
+            [XCPB_KEYS.createdBy]: 'health-check',
+          });
+          await xapi.call('VM.set_tags', clone, [...vm.tags, TAGS.noBackup]);
+          await xapi.call('VM.set_blocked_operations', clone, {});
+          // No network: the check VM must not answer as the production VM would.
+          for (const vif of await xapi.call<string[]>('VM.get_VIFs', clone))
+            await xapi.call('VIF.destroy', vif);
+        }
+        const state = await xapi.call<string>('VM.get_power_state', clone);
+        if (state === 'Suspended') await xapi.callAsync('VM.resume', clone, false, false);
+        else if (state === 'Halted') await xapi.callAsync('VM.start', clone, false, false);
+        return { vmUuid: await xapi.call<string>('VM.get_uuid', clone), tags: vm.tags };
       }),
 
     applyReplicaRetention: (req) =>

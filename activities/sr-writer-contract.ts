@@ -71,4 +71,13 @@ export type SrWriterActivities = {
   ): Promise<ReplicaResult>;
   /** Deletes the replicas of this VM and schedule on the SR beyond the newest `keep`. */
   applyReplicaRetention(req: ReplicaRequest & { keep: number }): Promise<{ kept: number; removed: string[] }>;
+  /**
+   * Health check of a replica: a clone of it (of its suspended snapshot for a RAM replica), marked
+   * as a health-check VM with the check's id (so removeRestored deletes it), without VIFs, started.
+   */
+  startReplicaCheck(req: {
+    poolId: string;
+    replicaVmUuid: string;
+    checkId: string;
+  }): Promise<{ vmUuid: string; tags: string[] }>;
 };

@@ -318,6 +318,18 @@ class VmBackup {
   /** Health check (workflows/health-check.ts): restore the new backup, boot it, wait for its agent, delete. */
   private async healthCheck(): Promise<void> {
     const subject = this.live.map((w) => w.healthCheckSubject()).find((s) => s !== undefined);
+    const check = this.input.healthCheck;
+    if (!subject && check) {
+      // No backup to restore (SR targets only): the check runs on a clone of the new replica.
+      for (const w of this.live) {
+        try {
+          if (await w.healthCheck?.(check)) return;
+        } catch (err) {
+          if (isCancellation(err)) throw err; // else recorded as a failed step
+        }
+      }
+      return;
+    }
     await healthCheckStep(this.steps, this.input.healthCheck, {
       backupId: subject?.backupId,
       poolId: this.input.vm.poolId,

@@ -118,9 +118,14 @@ export async function putStream(
         // instead of waiting for a drain that never comes.
         if (req.destroyed) break;
         if (!req.write(chunk))
-          await new Promise((resolve) => {
-            req.once('drain', resolve);
-            req.once('close', resolve);
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              req.off('drain', done);
+              req.off('close', done);
+              resolve();
+            };
+            req.on('drain', done);
+            req.on('close', done);
           });
       }
     } catch (e) {

@@ -19,6 +19,7 @@ import {
   replicasOf,
   vdiBytes,
   vmReport,
+  vmsWhere,
 } from './helpers';
 
 let stack: BackupStack;
@@ -49,6 +50,7 @@ const scenario = {
         { name: 'db', tags: ['dr'], power: 'Halted' as const, disks: [disk('d0', 3)] },
         { name: 'mem', tags: ['ram'], power: 'Running' as const, memory: '8MiB', disks: [disk('m0', 4)] },
         { name: 'both', tags: ['both'], power: 'Halted' as const, disks: [disk('b0', 5)] },
+        { name: 'hc', tags: ['hc'], power: 'Halted' as const, disks: [disk('h0', 7)] },
         { name: 'cut', tags: ['cancel'], power: 'Halted' as const, disks: [disk('c0', 6, '24MiB')] },
       ],
     },
@@ -89,6 +91,20 @@ beforeAll(async () => {
         vms: { pools: ['main'], tags: ['ram'] },
         srs: [TARGET],
         schedules: schedule({ replica: 1 }),
+      },
+      {
+        id: 'hc',
+        mode: 'full',
+        vms: { pools: ['main'], tags: ['hc'] },
+        srs: [TARGET],
+        schedules: [
+          {
+            id: 's',
+            cron: '0 1 * * *',
+            retention: { replica: 1 },
+            healthCheck: { sr: 'Replicas', timeout: '2m' },
+          },
+        ],
       },
       {
         id: 'cancel',
@@ -294,6 +310,25 @@ describe('disaster recovery', () => {
     expect((await replicasOf(stack, 'dr', db.uuid, 'dr')).map((r) => r.vm.uuid)).toEqual([kept.vm.uuid]);
     await expectNoLeftovers(stack, 'dr', db.uuid);
   }, 120_000);
+});
+
+describe('health check on replicas', () => {
+  it('a clone of the new replica is started, its agent awaited, then deleted; the replica stays', async () => {
+    const hc = await stack.vm('hc', 'main');
+    const report = await stack.runJob('hc');
+    const vm = vmReport(report, 'hc');
+    expect(vm.status, JSON.stringify(vm.steps, null, 1)).toBe('success');
+    expect(vm.steps.find((s) => s.name === 'healthCheck')).toMatchObject({
+      status: 'success',
+      target: 'dr/Replicas',
+      detail: expect.stringMatching(/clone of the replica started, guest agent reported/),
+    });
+    const left = await vmsWhere(stack, 'dr', (v) => v.name_label.includes('(health check)'));
+    expect(left.map((v) => v.vm.name_label)).toEqual([]);
+    const replicas = await replicasOf(stack, 'dr', hc.uuid, 'hc');
+    expect(replicas.map((r) => r.vm.power_state)).toEqual(['Halted']);
+    await expectNoLeftovers(stack, 'dr', hc.uuid);
+  }, 180_000);
 });
 
 describe('RAM-enabled continuous replication', () => {

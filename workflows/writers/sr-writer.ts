@@ -4,13 +4,16 @@
 // replica holds its base) goes onto a clone of the previous replica's VDI, then the replica VM is
 // created on them and snapshotted. Either way, retention keeps the newest N replicas; what an
 // interrupted transfer left is destroyed before the next one.
-import { proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ImportTarget } from '../../activities/contract';
 import type { SrTarget, SrWriterActivities } from '../../activities/sr-writer-contract';
+import type { ScheduleConfig } from '../../core/config/schema';
 import type { ReplicaOwner } from '../../core/replica';
+import { healthCheckApplies, healthCheckTimeoutMs } from '../../core/restore-health-timeout';
 import { poolQueue } from '../../core/task-queues';
 import type { BackupVmInput } from '../backup-vm';
 import type { StepRecorder } from '../report';
+import { poolRestoreActivities } from '../restore-vm';
 import type { Exported, Feed, Writer } from './writer';
 
 const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 };
@@ -36,6 +39,8 @@ export class SrWriter implements Writer {
   /** CR: snapshot VDI (or suspend VDI) → the target VDI it is imported into */
   private vdis: Record<string, string> = {};
   private committed = false;
+  /** the replica this run made */
+  private replicaUuid?: string;
 
   constructor(
     private readonly input: BackupVmInput,
@@ -175,6 +180,7 @@ export class SrWriter implements Writer {
         }),
       },
     );
+    this.replicaUuid = replica.vmUuid;
     this.committed = replica.vmUuid !== undefined;
     return this.committed;
   }
@@ -199,6 +205,45 @@ export class SrWriter implements Writer {
 
   healthCheckSubject(): undefined {
     return undefined;
+  }
+
+  /**
+   * The health check on a clone of the new replica (XO clones a replica instead of restoring it):
+   * started without network, its guest agent awaited, then deleted whatever happened.
+   */
+  async healthCheck(check: NonNullable<ScheduleConfig['healthCheck']>): Promise<boolean> {
+    if (!this.replicaUuid) return false;
+    const poolId = this.sr.pool;
+    const checkId = `${workflowInfo().workflowId}/health-check:${this.label}`;
+    const ops = poolRestoreActivities(poolId, 'ops');
+    await this.steps.run(
+      'healthCheck',
+      async () => {
+        try {
+          const clone = await this.act.startReplicaCheck({
+            poolId,
+            replicaVmUuid: this.replicaUuid!,
+            checkId,
+          });
+          if (!healthCheckApplies(clone.tags, check.tags))
+            return {
+              status: 'skipped' as const,
+              detail: `VM has none of the tags ${check.tags?.join(', ')}`,
+            };
+          const timeoutMs = healthCheckTimeoutMs(0, check.timeout);
+          const wait = poolRestoreActivities(poolId, 'ops', `${Math.ceil(timeoutMs / 1000) + 120}s`);
+          const { waitedMs } = await wait.waitForGuestAgent({ poolId, vmUuid: clone.vmUuid, timeoutMs });
+          return {
+            status: 'success' as const,
+            detail: `clone of the replica started, guest agent reported after ${Math.round(waitedMs / 1000)} s`,
+          };
+        } finally {
+          await CancellationScope.nonCancellable(() => ops.removeRestored({ poolId, restoreId: checkId }));
+        }
+      },
+      { target: this.label, done: (r) => r },
+    );
+    return true;
   }
 
   async cleanup(): Promise<void> {

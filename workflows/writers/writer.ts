@@ -4,6 +4,7 @@
 // it received, applies its retention and cleans up. A writer that fails is dropped; the others go
 // on; the VM fails only when every writer failed.
 import type { ImportTarget, SnapshotInfo, TransferResult } from '../../activities/contract';
+import type { ScheduleConfig } from '../../core/config/schema';
 import type { DiskPlan, JobSnapshot } from '../../core/delta-base';
 
 /** What one export feeds: files on remotes and imports into SRs. */
@@ -39,6 +40,8 @@ export interface Writer {
   retain(): Promise<void>;
   /** A backup id the health check restores, when this writer can offer one. */
   healthCheckSubject(): { backupId: string } | undefined;
+  /** Health check of what this writer made by itself (a replica), when it has no backup id. */
+  healthCheck?(check: NonNullable<ScheduleConfig['healthCheck']>): Promise<boolean>;
   /** Always runs, not cancellable: releases what prepare took, removes a half-done transfer. */
   cleanup(): Promise<void>;
 }
