@@ -364,6 +364,8 @@ async function finishReplica(
   source: VmRecord,
   o: ReplicaOwner & { srUuid: string; jobName: string; datetime: string; kind: 'dr' | 'cr' },
 ): Promise<ReplicaResult> {
+  // The XVA of a snapshot imports as a template (a snapshot is one): a replica is a VM.
+  if (vm.is_a_template) await xapi.call('VM.set_is_a_template', ref, false);
   const haCleared = Boolean(source.ha_restart_priority) || Boolean(vm.ha_restart_priority);
   if (vm.ha_restart_priority) await xapi.call('VM.set_ha_restart_priority', ref, '');
   await xapi.call('VM.set_tags', ref, replicaTags(source.tags ?? [], o.kind, haCleared));

@@ -168,7 +168,12 @@ class VmBackup {
     const prepared = await Promise.allSettled(this.writers.map((w) => w.prepare()));
     for (const r of prepared) if (r.status === 'rejected' && isCancellation(r.reason)) throw r.reason;
     this.live = this.writers.filter((_, i) => prepared[i].status === 'fulfilled');
-    if (this.writers.length > 0 && this.live.length === 0) throw new Error('no target is writable');
+    if (this.writers.length > 0 && this.live.length === 0) {
+      // One target: its own reason (e.g. "no target remote is writable"); several: all failed.
+      const only =
+        prepared.length === 1 && prepared[0].status === 'rejected' ? prepared[0].reason : undefined;
+      throw only ?? new Error('no target is writable');
+    }
   }
 
   /** Runs `step` on every live writer; a writer whose step fails is dropped. */

@@ -262,6 +262,7 @@ describe('disaster recovery', () => {
       expect(replicas).toHaveLength(1); // retention 1: the previous one went once the new one was complete
       const { vm: replica } = replicas[0];
       expect(replica.name_label).toMatch(/^db - dr - \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$/);
+      expect(replica.is_a_template).toBe(false);
       expect(replica.tags).toEqual(expect.arrayContaining(['dr', REPLICA_TAGS.dr]));
       expect(replica.tags).not.toContain(REPLICA_TAGS.haDisabled);
       expect(replica.blocked_operations).toMatchObject({
