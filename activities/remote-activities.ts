@@ -72,6 +72,9 @@ export function createRemoteActivities(
         try {
           // The same owner takes its own lock back at once; another owner's lock is left alone.
           const remote = remotes(remoteId);
+          // A vanished or unwritable remote holds no lock of ours, and taking one to release it
+          // would recreate its folders where the remote belongs (a mount point gone).
+          await remote.checkWritable();
           const lock = await acquireVmLock(remote, vmUuid, owner, lockOptions);
           // Temporary files of attempts that died mid-write (their retry wrote its own).
           await cleanTemporaryFiles(remote, vmUuid);
