@@ -54,6 +54,28 @@ export interface TransferResult {
   path: string; // relative to the VM's backup directory
   differencing: boolean;
   targets: TargetOutcome[];
+  /** the SR imports fed by the same export (activities/sr-writer-contract.ts) */
+  imports?: ImportOutcome[];
+}
+
+/** An SR import fed by an export, next to the remotes (export once, write to all). */
+export interface ImportTarget {
+  /** the SR writer's id, echoed in the outcome */
+  id: string;
+  poolId: string;
+  /** `PUT /import?sr_id=` (DR): the SR; the replica's owner, whose leftovers go first */
+  srUuid?: string;
+  owner?: { vmUuid: string; jobId: string; scheduleId?: string };
+  /** `PUT /import_raw_vdi?format=vhd` (CR): the prepared VDI this disk goes into */
+  vdiUuid?: string;
+}
+
+export interface ImportOutcome {
+  id: string;
+  ok: boolean;
+  error?: string;
+  /** DR: the imported VM */
+  vmUuid?: string;
 }
 
 export interface ExportDiskRequest extends VmRef {
@@ -66,6 +88,7 @@ export interface ExportDiskRequest extends VmRef {
   baseVdiUuid?: string;
   baseDatetime?: string;
   remoteIds: string[];
+  imports?: ImportTarget[];
 }
 
 export interface ExportVmRequest extends VmRef {
@@ -74,6 +97,7 @@ export interface ExportVmRequest extends VmRef {
   snapshotUuid: string;
   compression: Compression;
   remoteIds: string[];
+  imports?: ImportTarget[];
 }
 
 export interface MetadataDisk {

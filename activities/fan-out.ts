@@ -1,15 +1,27 @@
-// Writes one stream to several remotes at once (export once, write to all). Each target writes a
-// temporary file renamed on success; a target that fails is dropped and the others go on; the
-// slowest target sets the pace (backpressure), so memory stays at a few chunks. A target that takes
-// nothing for `stallMs` (a frozen mount, a hung server) is dropped too, naming the stall: the
-// others go on, and the run is not held for hours by a write that never returns.
+// Writes one stream to several targets at once (export once, write to all): remote files and SR
+// imports. Each remote target writes a temporary file renamed on success (an import is committed
+// when XAPI's task succeeds); a target that fails is dropped and the others go on; the slowest
+// target sets the pace (backpressure), so memory stays at a few chunks. A target that takes nothing
+// for `stallMs` (a frozen mount, a hung server) is dropped too, naming the stall: the others go on,
+// and the run is not held for hours by a write that never returns.
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { AtomicWrite, Remote } from '../remotes/remote';
 import type { TargetOutcome } from './contract';
 
+/**
+ * Where a stream goes: a file on a remote, or an import into an SR (activities/import-sink.ts).
+ * `open` starts the write; the fan-out commits or aborts what it returns.
+ */
+export interface Sink {
+  id: string;
+  /** how errors name it (`remote "nas"`); `target "<id>"` when not given */
+  label?: string;
+  open(): Promise<AtomicWrite>;
+}
+
 interface Target {
-  remote: Remote;
+  sink: Sink;
   write?: AtomicWrite;
   error?: string;
 }
@@ -40,23 +52,21 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export const DEFAULT_STALL_MS = 5 * 60_000;
 
 class StalledError extends Error {
-  constructor(remoteId: string, ms: number) {
-    super(
-      `remote "${remoteId}": took no data for ${Math.round(ms / 1000)} s (unreachable or frozen): target dropped`,
-    );
+  constructor(label: string, ms: number) {
+    super(`${label}: took no data for ${Math.round(ms / 1000)} s (unreachable or frozen): target dropped`);
   }
 }
 
 /** `work`, or a StalledError after `ms` (the work itself may never return: it is left behind). */
-function withinStall<T>(work: Promise<T>, remoteId: string, ms: number): Promise<T> {
+function withinStall<T>(work: Promise<T>, sink: Sink, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StalledError(remoteId, ms)), ms);
+    timer = setTimeout(() => reject(new StalledError(sink.label ?? `target "${sink.id}"`, ms)), ms);
   });
   return Promise.race([work, stalled]).finally(() => clearTimeout(timer));
 }
 
-export async function writeToRemotes(
+export function writeToRemotes(
   source: Readable,
   remotes: readonly Remote[],
   path: string,
@@ -64,15 +74,44 @@ export async function writeToRemotes(
   signal?: AbortSignal,
   stallMs = DEFAULT_STALL_MS,
   /** How a target's write is opened (default: a plain atomic file; VHDs: remotes/vhd-directory). */
-  open: (remote: Remote, path: string) => Promise<AtomicWrite> = (remote, p) =>
-    remote.createWriteStreamAtomic(p),
+  open: OpenTarget = (remote, p) => remote.createWriteStreamAtomic(p),
+): Promise<FanOutResult> {
+  return writeToSinks(
+    source,
+    remotes.map((r) => remoteSink(r, path, open)),
+    onProgress,
+    signal,
+    stallMs,
+  );
+}
+
+/** How a target's write is opened on a remote (a plain atomic file; VHDs: remotes/vhd-directory). */
+export type OpenTarget = (remote: Remote, path: string) => Promise<AtomicWrite>;
+
+export const remoteSink = (
+  remote: Remote,
+  path: string,
+  open: OpenTarget = (r, p) => r.createWriteStreamAtomic(p),
+): Sink => ({
+  id: remote.id,
+  label: `remote "${remote.id}"`,
+  open: () => open(remote, path),
+});
+
+/** Feeds one stream to every sink; the result's `remoteId` is each sink's id. */
+export async function writeToSinks(
+  source: Readable,
+  sinks: readonly Sink[],
+  onProgress: (bytes: number) => void = () => {},
+  signal?: AbortSignal,
+  stallMs = DEFAULT_STALL_MS,
 ): Promise<FanOutResult> {
   // A cancelled activity stops reading at once, whatever the source is doing.
   const stop = () => source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    return await fanOut(source, remotes, path, onProgress, stallMs, open);
+    return await fanOut(source, sinks, onProgress, stallMs);
   } finally {
     signal?.removeEventListener('abort', stop);
   }
@@ -80,18 +119,16 @@ export async function writeToRemotes(
 
 async function fanOut(
   source: Readable,
-  remotes: readonly Remote[],
-  path: string,
+  sinks: readonly Sink[],
   onProgress: (bytes: number) => void,
   stallMs: number,
-  open: (remote: Remote, path: string) => Promise<AtomicWrite>,
 ): Promise<FanOutResult> {
   const targets: Target[] = await Promise.all(
-    remotes.map(async (remote): Promise<Target> => {
+    sinks.map(async (sink): Promise<Target> => {
       try {
-        return { remote, write: await withinStall(open(remote, path), remote.id, stallMs) };
+        return { sink, write: await withinStall(sink.open(), sink, stallMs) };
       } catch (err) {
-        return { remote, error: message(err) };
+        return { sink, error: message(err) };
       }
     }),
   );
@@ -113,7 +150,7 @@ async function fanOut(
       await Promise.all(
         live().map(async (t) => {
           if (t.write!.stream.write(chunk)) return;
-          await withinStall(drained(t.write!.stream), t.remote.id, stallMs).catch((err) => fail(t, err));
+          await withinStall(drained(t.write!.stream), t.sink, stallMs).catch((err) => fail(t, err));
         }),
       );
       onProgress(bytes);
@@ -131,7 +168,7 @@ async function fanOut(
         t.write!.stream.end();
         await withinStall(
           once(t.write!.stream, 'finish').then(() => t.write!.commit()),
-          t.remote.id,
+          t.sink,
           stallMs,
         );
       } catch (err) {
@@ -142,7 +179,7 @@ async function fanOut(
   return {
     bytes,
     targets: targets.map((t) =>
-      t.error ? { remoteId: t.remote.id, ok: false, error: t.error } : { remoteId: t.remote.id, ok: true },
+      t.error ? { remoteId: t.sink.id, ok: false, error: t.error } : { remoteId: t.sink.id, ok: true },
     ),
   };
 }

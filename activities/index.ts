@@ -12,6 +12,8 @@ import { createRemoteActivities } from './remote-activities';
 import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
+import { createSrWriterActivities } from './sr-writer-activities';
+import type { SrWriterActivities } from './sr-writer-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
 import { createVmActivities } from './vm-activities';
 
@@ -35,7 +37,7 @@ export function createBackupActivities({
   smtp,
   transferStallMs,
   onMerge,
-}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities {
+}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities & SrWriterActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
@@ -45,6 +47,7 @@ export function createBackupActivities({
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),
     ...createReportActivities(smtp),
+    ...keepingAlive(createSrWriterActivities(pools)),
   };
 }
 

@@ -44,7 +44,11 @@ export function createRemoteActivities(
       for (const remoteId of remoteIds) {
         try {
           // The same owner takes its own lock back at once; another owner's lock is left alone.
-          const repository = new BackupRepository(remotes(remoteId));
+          const remote = remotes(remoteId);
+          // A vanished or unwritable remote holds no lock of ours, and taking one to release it
+          // would recreate its folders where the remote belongs (a mount point gone).
+          await remote.checkWritable();
+          const repository = new BackupRepository(remote);
           const lock = await repository.lockVm(vmUuid, owner, lockOptions);
           // Temporary files of attempts that died mid-write (their retry wrote its own).
           await repository.cleanTemporaryFiles(vmUuid);

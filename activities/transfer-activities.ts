@@ -6,10 +6,12 @@ import { reidentifyVhdStream } from '../formats/vhd/reidentify';
 import { backupPaths } from '../remotes/backup-paths';
 import type { Remote } from '../remotes/remote';
 import { openVhdWrite } from '../remotes/vhd-directory';
-import type { BackupActivities, TransferResult } from './contract';
+import type { BackupActivities, ImportOutcome, ImportTarget, TransferResult } from './contract';
 import { withXapiFailures } from './failures';
-import { DEFAULT_STALL_MS, writeToRemotes } from './fan-out';
+import { DEFAULT_STALL_MS, type FanOutResult, remoteSink, writeToSinks } from './fan-out';
+import { type ImportSink, importSink } from './import-sink';
 import type { PoolRegistry } from './pools';
+import { removeReplicaLeftovers } from './sr-writer-activities';
 
 export type RemoteRegistry = (remoteId: string) => Remote;
 
@@ -38,6 +40,47 @@ async function heartbeating<T>(
   } finally {
     clearInterval(timer);
   }
+}
+
+/** The SR side of an export: a DR target imports the XVA, a CR target takes a disk's VHD. */
+function importSinks(pools: PoolRegistry, imports: readonly ImportTarget[] = []): ImportSink[] {
+  return imports.map((t) => {
+    const xapi = () => pools.client(t.poolId);
+    if (t.vdiUuid) {
+      const vdiUuid = t.vdiUuid;
+      return importSink(t.id, xapi, '/import_raw_vdi', async (x) => ({
+        vdi: await x.call<string>('VDI.get_by_uuid', vdiUuid),
+        format: 'vhd',
+      }));
+    }
+    return importSink(t.id, xapi, '/import', async (x) => {
+      // What an earlier attempt or run left is destroyed before the new import starts (§6.1).
+      if (t.owner) await removeReplicaLeftovers(x, t.owner);
+      return { sr_id: await x.call<string>('SR.get_by_uuid', t.srUuid) };
+    });
+  });
+}
+
+/** Splits the fan-out's outcomes into the remotes' and the imports'. */
+async function splitOutcomes(
+  pools: PoolRegistry,
+  result: FanOutResult,
+  sinks: readonly ImportSink[],
+  imports: readonly ImportTarget[] = [],
+): Promise<{ targets: FanOutResult['targets']; imports: ImportOutcome[] }> {
+  const ids = new Set(sinks.map((s) => s.id));
+  const out: ImportOutcome[] = [];
+  for (const t of result.targets.filter((x) => ids.has(x.remoteId))) {
+    const sink = sinks.find((s) => s.id === t.remoteId)!;
+    const target = imports.find((i) => i.id === t.remoteId)!;
+    const ref = sink.result();
+    const vmUuid =
+      t.ok && !target.vdiUuid && ref
+        ? await (await pools.client(target.poolId)).call<string>('VM.get_uuid', ref)
+        : undefined;
+    out.push({ id: t.remoteId, ok: t.ok, error: t.error, vmUuid });
+  }
+  return { targets: result.targets.filter((x) => !ids.has(x.remoteId)), imports: out };
 }
 
 const XVA_COMPRESSION: Record<string, string> = { none: 'false', gzip: 'true', zstd: 'zstd' };
@@ -79,17 +122,18 @@ export function createTransferActivities(
             `export of VDI ${req.snapshotVdiUuid}`,
           );
           expect(vhd.size);
-          const result = await writeToRemotes(
+          const path = paths.vhd(req.jobId, req.chainVdiUuid);
+          const sinks = importSinks(pools, req.imports);
+          const result = await writeToSinks(
             vhd.stream,
-            req.remoteIds.map(remotes),
-            paths.vhd(req.jobId, req.chainVdiUuid),
+            [...req.remoteIds.map((id) => remoteSink(remotes(id), path, openVhdWrite)), ...sinks],
             progress,
             cancellationSignal,
             stallMs,
-            openVhdWrite,
           );
           return {
-            ...result,
+            bytes: result.bytes,
+            ...(await splitOutcomes(pools, result, sinks, req.imports)),
             path: paths.metadataVhdRef(req.jobId, req.chainVdiUuid),
             differencing: parent !== undefined,
           };
@@ -108,15 +152,20 @@ export function createTransferActivities(
             { ref, use_compression: XVA_COMPRESSION[req.compression] },
             { signal: cancellationSignal },
           );
-          const result = await writeToRemotes(
+          const sinks = importSinks(pools, req.imports);
+          const result = await writeToSinks(
             body,
-            req.remoteIds.map(remotes),
-            paths.xva,
+            [...req.remoteIds.map((id) => remoteSink(remotes(id), paths.xva)), ...sinks],
             progress,
             cancellationSignal,
             stallMs,
           );
-          return { ...result, path: paths.metadataXvaRef, differencing: false };
+          return {
+            bytes: result.bytes,
+            ...(await splitOutcomes(pools, result, sinks, req.imports)),
+            path: paths.metadataXvaRef,
+            differencing: false,
+          };
         }),
       ),
   };

@@ -74,6 +74,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Register> 
         );
     },
   },
+  replicas: {
+    summary: 'list the DR/CR replicas, or start one (failover on a clone)',
+    load: async () => (await import('./replicas')).registerReplicas,
+  },
   restore: { summary: 'restore a VM backup', load: async () => (await import('./restore')).registerRestore },
   sim: { summary: 'the XAPI simulator', load: async () => (await import('./sim')).registerSim },
   vhd: {

@@ -8,7 +8,7 @@ export interface SnapshotEntry {
 }
 
 export interface SnapshotRetentionInput {
-  mode: 'snapshot' | 'full' | 'delta' | 'replication' | 'disaster-recovery';
+  mode: 'snapshot' | 'full' | 'delta';
   scheduleId?: string;
   keep: number; // retention.snapshot of the schedule
   snapshots: readonly SnapshotEntry[]; // this job's snapshots of this VM
@@ -30,7 +30,7 @@ export function decideSnapshotRetention(input: SnapshotRetentionInput): Snapshot
   const counts = (s: SnapshotEntry) => input.mode === 'snapshot' || s.exported;
   const ofSchedule = newestFirst.filter((s) => s.scheduleId === input.scheduleId && counts(s));
   const keptBySchedule = new Set(ofSchedule.slice(0, input.keep).map((s) => s.uuid));
-  const chainsOnSnapshot = input.mode === 'delta' || input.mode === 'replication';
+  const chainsOnSnapshot = input.mode === 'delta';
   const base = chainsOnSnapshot ? newestFirst.find((s) => s.exported) : undefined;
 
   return newestFirst.map((s) => {

@@ -23,6 +23,7 @@ export async function buildPool(pool: PoolState, sc: PoolScenario): Promise<void
         address: h.address,
         metrics,
         enabled: true,
+        ...(h.cpu ? { cpu_info: { cpu_count: '4', socket_count: '1', ...h.cpu } } : {}),
       }),
     );
     const dom0 = db.insert(

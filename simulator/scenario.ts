@@ -64,7 +64,14 @@ const pool = z.object({
   port: z.number().int().min(0).max(65535).optional(),
   credentials: z.array(z.object({ username: z.string(), password: z.string() })).min(1),
   hosts: z
-    .array(z.object({ name: z.string(), address: z.string().default('127.0.0.1') }))
+    .array(
+      z.object({
+        name: z.string(),
+        address: z.string().default('127.0.0.1'),
+        /** host.cpu_info fields (vendor, modelname, features…): a RAM replica resumes only on a like CPU */
+        cpu: z.record(z.string(), z.string()).optional(),
+      }),
+    )
     .min(1)
     .default([{ name: 'host-1', address: '127.0.0.1' }]),
   srs: z

@@ -14,7 +14,7 @@ import { type PoolQueueKind, poolQueue } from '../core/task-queues';
 const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
 
 export const STALE_AFTER_MS = 90_000;
-const KINDS: PoolQueueKind[] = ['snapshot', 'disk-export', 'vm-export', 'ops'];
+const KINDS: PoolQueueKind[] = ['snapshot', 'disk-export', 'vm-export', 'import', 'ops'];
 
 export interface Poller {
   identity: string;

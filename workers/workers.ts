@@ -116,6 +116,7 @@ export async function createWorkerSet(o: WorkerSetOptions): Promise<WorkerSet> {
       snapshot: pool.concurrency.snapshot,
       'disk-export': pool.concurrency.diskExport,
       'vm-export': pool.concurrency.vmExport,
+      import: pool.concurrency.import,
       ops: OPS_SLOTS,
     };
     for (const [kind, max] of Object.entries(slots) as [PoolQueueKind, number][]) {

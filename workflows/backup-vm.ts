@@ -9,24 +9,20 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type {
-  MetadataDisk,
-  Preflight,
-  SnapshotInfo,
-  TargetOutcome,
-  TransferResult,
-} from '../activities/contract';
+import type { Preflight, SnapshotInfo, TransferResult } from '../activities/contract';
 import { chooseBaseSnapshot, type DiskPlan, planDisks } from '../core/delta-base';
 import { parseDuration } from '../core/duration';
 import type { BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
-import { formatBackupId } from '../core/restore-backup-id';
 import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
-import { cleanupActivities, lockKeeperActivities, mainActivities, poolActivities } from './options';
+import { cleanupActivities, lockKeeperActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
+import { RemoteWriter } from './writers/remote-writer';
+import { SrWriter } from './writers/sr-writer';
+import { type Exported, type Feed, mergeFeeds, type Writer } from './writers/writer';
 
 export interface BackupVmInput extends BackupJobInput {
   vm: SelectedVm;
@@ -34,6 +30,20 @@ export interface BackupVmInput extends BackupJobInput {
 }
 
 const CHAIN_TOO_LONG = 'SR_BACKEND_FAILURE_109';
+
+/** The job's targets as writers: the remotes (one writer for all), then one per SR. */
+function createWriters(
+  input: BackupVmInput,
+  steps: StepRecorder,
+  vmName: () => string,
+  lockLost: () => string | undefined,
+): Writer[] {
+  if (input.job.mode === 'snapshot') return [];
+  return [
+    ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost)] : []),
+    ...input.job.srs.map((sr) => new SrWriter(input, steps, sr)),
+  ];
+}
 
 export const vmReportQuery = defineQuery<VmReport>('report');
 
@@ -80,9 +90,11 @@ function vmFailureMessage(report: VmReport): string {
 /** The steps of one VM backup, sharing the run's state. */
 class VmBackup {
   private readonly ops;
-  private readonly main = mainActivities();
   private readonly ref;
-  private readonly exportsToRemotes: boolean;
+  /** every target of the job (workflows/writers): remotes and SRs */
+  private readonly writers: Writer[];
+  /** the writers still in the run: a failing one is dropped, the others go on */
+  private live: Writer[] = [];
 
   constructor(
     private readonly input: BackupVmInput,
@@ -91,7 +103,12 @@ class VmBackup {
   ) {
     this.ops = poolActivities(input.vm.poolId, 'ops');
     this.ref = { poolId: input.vm.poolId, vmUuid: input.vm.uuid };
-    this.exportsToRemotes = input.job.mode === 'full' || input.job.mode === 'delta';
+    this.writers = createWriters(
+      input,
+      steps,
+      () => this.vmName,
+      () => this.lockLost,
+    );
   }
 
   /** Set when the VM was skipped, with the reason. */
@@ -107,21 +124,25 @@ class VmBackup {
   private opsAs(summary: string) {
     return poolActivities(this.input.vm.poolId, 'ops', summary);
   }
-  /** The newest backup of this VM on the targets: the new one must be named after it. */
-  private newestOnRemotes?: string;
 
   /** Set when the lock keeper found a VM lock taken over: nothing more is written under it. */
   private lockLost?: string;
+
+  /** What the export feeds, for the Web UI's summaries ("→ nas, pool-b/sr1"). */
+  private get targetsLabel(): string {
+    return this.live.map((w) => w.label).join(', ');
+  }
 
   async run(): Promise<void> {
     const pre = await this.preflight();
     const keeper = new CancellationScope();
     let keeping: Promise<void> | undefined;
     try {
-      const remoteIds = this.exportsToRemotes ? await this.prepareRemotes() : [];
-      if (this.exportsToRemotes && remoteIds.length === 0) throw new Error('no target remote is writable');
+      await this.prepareWriters();
+      // The VM locks taken on the remotes are kept alive while this run works under them.
+      const remoteIds = this.live.flatMap((w) => w.lockedRemotes?.() ?? []);
       if (remoteIds.length > 0) keeping = keeper.run(() => this.holdLocks(remoteIds));
-      await this.snapshotAndExport(pre, remoteIds);
+      await this.snapshotAndExport(pre);
     } finally {
       keeper.cancel();
       await keeping;
@@ -140,6 +161,29 @@ class VmBackup {
     } catch (err) {
       if (!isCancellation(err)) this.lockLost = errorInfo(err).message;
     }
+  }
+
+  /** Prepares every writer; those that fail are dropped (their step says why). */
+  private async prepareWriters(): Promise<void> {
+    const prepared = await Promise.allSettled(this.writers.map((w) => w.prepare()));
+    for (const r of prepared) if (r.status === 'rejected' && isCancellation(r.reason)) throw r.reason;
+    this.live = this.writers.filter((_, i) => prepared[i].status === 'fulfilled');
+    if (this.writers.length > 0 && this.live.length === 0) {
+      // One target: its own reason (e.g. "no target remote is writable"); several: all failed.
+      const only =
+        prepared.length === 1 && prepared[0].status === 'rejected' ? prepared[0].reason : undefined;
+      throw only ?? new Error('no target is writable');
+    }
+  }
+
+  /** Runs `step` on every live writer; a writer whose step fails is dropped. */
+  private async eachWriter(step: (w: Writer) => Promise<unknown>): Promise<void> {
+    const results = await Promise.allSettled(this.live.map(step));
+    for (const r of results) if (r.status === 'rejected' && isCancellation(r.reason)) throw r.reason;
+    this.live = this.live.filter(
+      (_, i) =>
+        results[i].status === 'fulfilled' && (results[i] as PromiseFulfilledResult<unknown>).value !== false,
+    );
   }
 
   private async preflight(): Promise<Preflight> {
@@ -192,46 +236,7 @@ class VmBackup {
     }
   }
 
-  private async prepareRemotes(): Promise<string[]> {
-    const outcomes = await this.steps.run(
-      'remotes',
-      () =>
-        mainActivities(
-          `lock and check ${this.input.job.remotes.join(', ')} for ${this.vmName}`,
-        ).prepareRemotes({
-          remoteIds: this.input.job.remotes,
-          vmUuid: this.input.vm.uuid,
-          owner: this.input.runId,
-        }),
-      { done: (o) => ({ detail: o.map((t) => `${t.remoteId}: ${t.ok ? 'ready' : t.error}`).join('; ') }) },
-    );
-    this.newestOnRemotes = outcomes
-      .map((o) => o.newestBackup)
-      .filter((ts): ts is string => ts !== undefined)
-      .sort()
-      .at(-1);
-    const refused = outcomes.filter((o) => !o.ok);
-    if (refused.length > 0) {
-      // A remote that fails its probe fails the step (the others may still take the backup).
-      const step = [...this.report.steps].reverse().find((st) => st.name === 'remotes')!;
-      step.status = 'failure';
-      step.error = {
-        code: 'REMOTE_UNAVAILABLE',
-        message: refused.map((t) => `${t.remoteId}: ${t.error ?? 'unavailable'}`).join('; '),
-      };
-    }
-    for (const t of refused) {
-      this.steps.record({
-        name: 'transfer',
-        target: t.remoteId,
-        status: 'failure',
-        error: { code: 'REMOTE_UNAVAILABLE', message: t.error ?? 'unavailable' },
-      });
-    }
-    return outcomes.filter((o) => o.ok).map((o) => o.remoteId);
-  }
-
-  private async snapshotAndExport(pre: Preflight, remoteIds: string[]): Promise<void> {
+  private async snapshotAndExport(pre: Preflight): Promise<void> {
     const { job } = this.input;
     const offline = pre.snapshotMode === 'offline' && pre.powerState === 'Running';
     if (offline) {
@@ -253,7 +258,11 @@ class VmBackup {
             runId: this.input.runId,
             mode: offline ? 'normal' : pre.snapshotMode,
             ignoreVdiUuids: pre.disks.filter((d) => d.ignored).map((d) => d.vdiUuid),
-            after: this.newestOnRemotes,
+            after: this.live
+              .map((w) => w.newest())
+              .filter((ts): ts is string => ts !== undefined)
+              .sort()
+              .at(-1),
           }),
         ),
       );
@@ -268,60 +277,59 @@ class VmBackup {
     for (const d of pre.disks.filter((d) => d.ignored)) {
       this.steps.record({ name: 'export', target: d.name, status: 'skipped', detail: 'disk marked [NOBAK]' });
     }
-    if (job.mode === 'full') await this.fullBackup(snapshot, remoteIds);
-    else if (job.mode === 'delta') await this.deltaBackup(snapshot, remoteIds);
+    if (job.mode === 'full') await this.fullBackup(snapshot);
+    else if (job.mode === 'delta') await this.deltaBackup(snapshot);
   }
 
-  private async fullBackup(snapshot: SnapshotInfo, remoteIds: string[]): Promise<void> {
+  /** One XVA export feeding every writer: files on remotes, imports into SRs (DR). */
+  private async fullBackup(snapshot: SnapshotInfo): Promise<void> {
     const { job } = this.input;
+    const exported = { snapshot, mode: 'full' as const, plans: [], deltaChainLength: 0 };
+    const feeds = await this.feeds(exported);
+    const feed = mergeFeeds(feeds.map((f) => f()));
     const result = await this.steps.run(
       'export',
       () =>
         poolActivities(
           this.input.vm.poolId,
           'vm-export',
-          `export ${this.vmName} as XVA → ${remoteIds.join(', ')}`,
+          `export ${this.vmName} as XVA → ${this.targetsLabel}`,
         ).exportVm({
           ...this.ref,
           jobId: job.id,
           datetime: snapshot.datetime,
           snapshotUuid: snapshot.uuid,
           compression: job.compression,
-          remoteIds,
+          ...feed,
         }),
       { target: 'xva', done: (r) => ({ bytes: r.bytes, detail: `${job.compression} XVA` }) },
     );
-    const ok = this.recordTargets(result.targets, result.bytes);
-    if (ok.length === 0) throw new Error('the XVA could not be written to any remote');
-    await this.writeMetadataAndRetain(snapshot, ok, {
-      mode: 'full',
-      disks: [],
-      xvaPath: result.path,
-      size: result.bytes,
-      deltaChainLength: 0,
-    });
+    await this.commitAndRetain({ ...exported, results: [{ result }] });
   }
 
-  private async deltaBackup(snapshot: SnapshotInfo, remoteIds: string[]): Promise<void> {
+  /** Each disk exported once (delta where every writer holds its base), feeding every writer. */
+  private async deltaBackup(snapshot: SnapshotInfo): Promise<void> {
     const { job } = this.input;
     const chainVdis = Object.keys(snapshot.vdis);
     const jobSnapshots = await this.ops.listJobSnapshots({ ...this.ref, jobId: job.id });
     const choice = chooseBaseSnapshot(jobSnapshots, job.fullInterval, snapshot.uuid);
-    const missing = choice.base
-      ? await this.main.remotesMissingBase({
-          remoteIds,
-          vmUuid: this.input.vm.uuid,
-          jobId: job.id,
-          disks: chainVdis
-            .filter((v) => choice.base?.vdis[v])
-            .map((v) => ({
-              chainVdiUuid: v,
-              baseVdiUuid: choice.base!.vdis[v],
-              baseDatetime: choice.base!.datetime,
-            })),
-        })
-      : {};
+    const missing: Record<string, string[]> = {};
+    const base = choice.base;
+    if (base) {
+      await this.eachWriter(async (w) => {
+        for (const [v, targets] of Object.entries(await w.missingBases(base, chainVdis)))
+          missing[v] = [...(missing[v] ?? []), ...targets];
+      });
+    }
     const plans: DiskPlan[] = planDisks(chainVdis, choice, (v) => missing[v] ?? []);
+    const exported = {
+      snapshot,
+      mode: 'delta' as const,
+      plans,
+      deltaChainLength: plans.every((p) => p.baseVdiUuid) ? choice.deltaChainLength : 0,
+    };
+    const feeds = await this.feeds(exported);
+    const feedOf = (disk: string) => mergeFeeds(feeds.map((f) => f(disk)));
     const exportOne = (plan: DiskPlan, snapshotVdiUuid: string) =>
       this.steps.run(
         'export',
@@ -329,7 +337,7 @@ class VmBackup {
           poolActivities(
             this.input.vm.poolId,
             'disk-export',
-            `export disk ${this.diskNames[plan.liveVdiUuid] ?? 'memory'} of ${this.vmName} → ${remoteIds.join(', ')}`,
+            `export disk ${this.diskNames[plan.liveVdiUuid] ?? 'memory'} of ${this.vmName} → ${this.targetsLabel}`,
           ).exportDisk({
             ...this.ref,
             jobId: job.id,
@@ -339,7 +347,7 @@ class VmBackup {
             chainVdiUuid: plan.liveVdiUuid,
             baseVdiUuid: plan.baseVdiUuid,
             baseDatetime: plan.baseDatetime,
-            remoteIds,
+            ...feedOf(plan.liveVdiUuid),
           }),
         {
           // People know their disks by name; the uuid stays in the detail for scripts.
@@ -350,124 +358,76 @@ class VmBackup {
           }),
         },
       );
-    const exports = plans.map(async (p): Promise<[string, TransferResult]> => {
+    const exports = plans.map(async (p) => {
       const snapshotVdiUuid = snapshot.vdis[p.liveVdiUuid];
-      return [snapshotVdiUuid, await exportOne(p, snapshotVdiUuid)];
+      return { snapshotVdiUuid, result: await exportOne(p, snapshotVdiUuid) };
     });
     if (snapshot.suspendVdiUuid) {
       const suspend = snapshot.suspendVdiUuid;
       exports.push(
         exportOne({ liveVdiUuid: suspend, reason: 'full: memory of the checkpoint' }, suspend).then(
-          (r): [string, TransferResult] => [suspend, r],
+          (result) => ({
+            snapshotVdiUuid: suspend,
+            result,
+          }),
         ),
       );
     }
-    const results = await Promise.all(exports);
-    // A remote holds this backup only if every disk reached it.
-    const ok = remoteIds.filter((id) =>
-      results.every(([, r]) => r.targets.some((t) => t.remoteId === id && t.ok)),
-    );
-    const bytes = results.reduce((n, [, r]) => n + r.bytes, 0);
-    this.recordTargets(
-      remoteIds.map((id) => ({
-        remoteId: id,
-        ok: ok.includes(id),
-        error: results.flatMap(([, r]) => r.targets).find((t) => t.remoteId === id && !t.ok)?.error,
-      })),
-      bytes,
-    );
-    if (ok.length === 0) throw new Error('the disks could not be written to any remote');
-    const disks: MetadataDisk[] = results.map(([snapshotVdiUuid, r]) => ({
-      snapshotVdiUuid,
-      path: r.path,
-      differencing: r.differencing,
-    }));
-    await this.writeMetadataAndRetain(snapshot, ok, {
-      mode: 'delta',
-      disks,
-      size: bytes,
-      deltaChainLength: plans.every((p) => p.baseVdiUuid) ? choice.deltaChainLength : 0,
+    await this.commitAndRetain({ ...exported, results: await Promise.all(exports) });
+  }
+
+  /** What each live writer needs fed; a writer that cannot say is dropped. */
+  private async feeds(exported: Omit<Exported, 'results'>): Promise<((disk?: string) => Feed)[]> {
+    const feeds = new Map<Writer, (disk?: string) => Feed>();
+    await this.eachWriter(async (w) => {
+      feeds.set(w, await w.feed(exported));
     });
+    if (this.live.length === 0) throw new Error('no target is left to write to');
+    return this.live.map((w) => feeds.get(w)!);
   }
 
-  private recordTargets(targets: TargetOutcome[], bytes: number): string[] {
-    for (const t of targets) {
-      this.steps.record({
-        name: 'transfer',
-        target: t.remoteId,
-        status: t.ok ? 'success' : 'failure',
-        bytes: t.ok ? bytes : undefined,
-        error: t.ok ? undefined : { code: 'REMOTE_WRITE_FAILED', message: t.error ?? 'write failed' },
-      });
-    }
-    return targets.filter((t) => t.ok).map((t) => t.remoteId);
-  }
-
-  private async writeMetadataAndRetain(
-    snapshot: SnapshotInfo,
-    remoteIds: string[],
-    b: {
-      mode: 'full' | 'delta';
-      disks: MetadataDisk[];
-      xvaPath?: string;
-      size: number;
-      deltaChainLength: number;
-    },
-  ): Promise<void> {
-    const { job } = this.input;
-    if (this.lockLost) throw new Error(`VM lock lost, backup not completed: ${this.lockLost}`);
-    const written = await this.steps.run('metadata', () =>
-      this.opsAs(`write metadata of ${this.vmName} → ${remoteIds.join(', ')}`).writeMetadata({
-        ...this.ref,
-        jobId: job.id,
-        scheduleId: this.input.scheduleId,
-        mode: b.mode,
-        datetime: snapshot.datetime,
-        snapshotUuid: snapshot.uuid,
-        remoteIds,
-        disks: b.disks,
-        xvaPath: b.xvaPath,
-        size: b.size,
-        timezone: this.input.timezone,
-      }),
-    );
+  /**
+   * Each writer commits what it received, then retention runs where the backup landed; the health
+   * check follows, on its own step. The VM fails only when no writer holds the backup.
+   */
+  private async commitAndRetain(exported: Exported): Promise<void> {
+    await this.eachWriter((w) => w.commit(exported));
+    if (this.live.length === 0) throw new Error('the backup reached no target');
     await this.ops.markSnapshotExported({
       poolId: this.input.vm.poolId,
-      snapshotUuid: snapshot.uuid,
-      deltaChainLength: b.deltaChainLength,
+      snapshotUuid: exported.snapshot.uuid,
+      deltaChainLength: exported.deltaChainLength,
     });
-    // Retention only where this backup landed: a failed run never costs an older good backup.
-    for (const t of written.filter((w) => w.ok)) {
-      await this.steps.run(
-        'retention',
-        () =>
-          mainActivities(`retention of ${this.vmName} on ${t.remoteId}`).applyRemoteRetention({
-            remoteId: t.remoteId,
-            vmUuid: this.input.vm.uuid,
-            jobId: job.id,
-            scheduleId: this.input.scheduleId,
-            mode: b.mode,
-            retention: this.input.retention,
-            timezone: this.input.timezone,
-          }),
-        {
-          target: t.remoteId,
-          done: (r) => ({ detail: `kept ${r.kept}, removed ${r.removed.length}, merged ${r.merged.length}` }),
-        },
-      );
+    await this.eachWriter((w) => w.retain());
+    await this.healthCheck();
+  }
+
+  /** Health check (workflows/health-check.ts): restore the new backup, boot it, wait for its agent, delete. */
+  private async healthCheck(): Promise<void> {
+    const subject = this.live.map((w) => w.healthCheckSubject()).find((s) => s !== undefined);
+    const check = this.input.healthCheck;
+    if (!subject && check) {
+      // No backup to restore (SR targets only): the check runs on a clone of the new replica.
+      for (const w of this.live) {
+        try {
+          if (await w.healthCheck?.(check)) return;
+        } catch (err) {
+          if (isCancellation(err)) throw err; // else recorded as a failed step
+        }
+      }
+      return;
     }
-    // Health check (workflows/health-check.ts): restore this backup, boot it, wait for its agent, delete.
-    const checked = written.find((w) => w.ok)?.remoteId;
     await healthCheckStep(this.steps, this.input.healthCheck, {
-      backupId:
-        checked &&
-        formatBackupId({ remoteId: checked, vmUuid: this.input.vm.uuid, basename: snapshot.datetime }),
+      backupId: subject?.backupId,
       poolId: this.input.vm.poolId,
     });
   }
 
   private async cleanup(): Promise<void> {
     const { job } = this.input;
+    // Every writer cleans up, even the dropped ones (locks, half-done imports), each on its own,
+    // whatever the snapshot cleanup does.
+    const writersDone = Promise.allSettled(this.writers.map((w) => w.cleanup()));
     try {
       await this.steps.run(
         'cleanup',
@@ -486,14 +446,9 @@ class VmBackup {
         },
       );
     } finally {
-      // Releasing is idempotent and only frees this run's locks, so every target is released.
-      if (this.exportsToRemotes) {
-        await mainActivities(`unlock ${job.remotes.join(', ')} for ${this.vmName}`).releaseRemotes({
-          remoteIds: job.remotes,
-          vmUuid: this.input.vm.uuid,
-          owner: this.input.runId,
-        });
-      }
+      await writersDone;
     }
+    const failed = (await writersDone).find((d) => d.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }

@@ -49,6 +49,7 @@ const poolTimeouts: Record<PoolQueueKind, { startToCloseTimeout: string; heartbe
   // Exports stream for hours; the heartbeat (bytes so far) is what detects a dead worker.
   'disk-export': { startToCloseTimeout: '24h', heartbeatTimeout: '30s' },
   'vm-export': { startToCloseTimeout: '24h', heartbeatTimeout: '30s' },
+  import: { startToCloseTimeout: '24h', heartbeatTimeout: '30s' },
 };
 
 /**

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -115,15 +114,36 @@ export async function putStream(
   if (size === undefined) {
     try {
       for await (const chunk of body) {
-        if (!req.write(chunk)) await once(req, 'drain');
+        // A server that gives up mid-body (SR full…) closes the connection: stop writing then,
+        // instead of waiting for a drain that never comes.
+        if (req.destroyed) break;
+        if (!req.write(chunk))
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              req.off('drain', done);
+              req.off('close', done);
+              resolve();
+            };
+            req.on('drain', done);
+            req.on('close', done);
+          });
       }
     } catch (e) {
       req.destroy();
       throw e;
     }
-    // the server cannot see the end of the body: close the connection once it is flushed
+    if (req.destroyed) {
+      body.destroy();
+      await early;
+      throw new XapiTransportError(
+        `PUT ${path}: the server closed the connection before the end of the body`,
+      );
+    }
+    // The server cannot see the end of the body: close our side once it is flushed. `end` on the
+    // socket sends what Node still buffers, then FIN; destroying it instead (as soon as the
+    // request's own end fires) can drop the buffered tail of the body.
     await new Promise<void>((resolve) => req.end(() => resolve()));
-    req.destroy();
+    req.socket?.end();
     return;
   }
   await pipeline(body, req).catch(async (e) => {

@@ -33,6 +33,7 @@ export const PoolConcurrency = z.strictObject({
   snapshot: positive.default(2).describe('snapshots taken at once on this pool'),
   diskExport: positive.default(12).describe('VDI (VHD) exports at once on this pool'),
   vmExport: positive.default(2).describe('VM (XVA) exports at once on this pool'),
+  import: positive.default(2).describe('replica imports (DR / CR) into this pool at once'),
 });
 
 export const Pool = z.strictObject({
@@ -41,7 +42,7 @@ export const Pool = z.strictObject({
   username: z.string().min(1),
   password: SecretRef,
   allowUnauthorized: z.boolean().default(false).describe('accept a self-signed TLS certificate'),
-  concurrency: PoolConcurrency.default({ snapshot: 2, diskExport: 12, vmExport: 2 }),
+  concurrency: PoolConcurrency.default({ snapshot: 2, diskExport: 12, vmExport: 2, import: 2 }),
 });
 
 export const Remote = z
@@ -94,7 +95,7 @@ export const LongTermRetention = z.strictObject({
 export const Retention = z.strictObject({
   remote: count.default(0).describe('backups of this schedule kept on each remote'),
   snapshot: count.default(0).describe('snapshots of this schedule kept on the VM'),
-  replica: count.default(0).describe('replicas of this schedule kept on the target SR'),
+  replica: count.default(0).describe("replicas of this schedule kept on each SR (XO's copyRetention)"),
   longTerm: LongTermRetention.optional(),
 });
 
@@ -127,7 +128,19 @@ export const VmSelection = z
     message: 'an explicit VM list (uuids) cannot be combined with tags or excludeTags',
   });
 
-export const Mode = z.enum(['snapshot', 'full', 'delta', 'replication', 'disaster-recovery']);
+/** XO's older names for the SR modes, and the form that replaces each (DESIGN §1: targets are writers). */
+const RENAMED_MODES: Record<string, string> = {
+  replication: 'mode: delta with srs: [{ pool, sr }] (continuous replication)',
+  'disaster-recovery': 'mode: full with srs: [{ pool, sr }] (disaster recovery)',
+};
+
+/** full / delta go to the job's remotes and/or SRs: full + SRs is DR, delta + SRs is CR. */
+export const Mode = z.enum(['snapshot', 'full', 'delta'], {
+  error: (issue) =>
+    typeof issue.input === 'string' && RENAMED_MODES[issue.input]
+      ? `mode "${issue.input}" is now written ${RENAMED_MODES[issue.input]}`
+      : undefined,
+});
 export const SnapshotMode = z.enum(['normal', 'quiesce', 'memory', 'offline']);
 export const Compression = z.enum(['none', 'gzip', 'zstd']);
 
@@ -166,10 +179,15 @@ export const Job = z.strictObject({
   mode: Mode,
   vms: VmSelection,
   remotes: z.array(id).default([]),
-  targetSr: z
-    .strictObject({ pool: id, sr: z.string().min(1) })
-    .optional()
-    .describe('replication / DR target'),
+  srs: z
+    .array(
+      z.strictObject({
+        pool: id.describe('a configured pool (cross-pool replication is the common case)'),
+        sr: z.string().min(1).describe('SR uuid or name on that pool'),
+      }),
+    )
+    .default([])
+    .describe('replication targets: full → disaster recovery, delta → continuous replication'),
   compression: Compression.default('zstd'),
   snapshotMode: SnapshotMode.default('normal'),
   concurrency: count.default(2).describe('VMs in flight at once; 0 = all'),

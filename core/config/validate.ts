@@ -137,20 +137,22 @@ function crossCheck(config: Config): ConfigProblem[] {
     job.vms.pools?.forEach((p, i) => {
       if (!pools.has(p)) problems.push({ path: `${at}.vms.pools[${i}]`, message: `unknown pool "${p}"` });
     });
-    if (job.targetSr && !pools.has(job.targetSr.pool)) {
-      problems.push({ path: `${at}.targetSr.pool`, message: `unknown pool "${job.targetSr.pool}"` });
-    }
-    if ((job.mode === 'full' || job.mode === 'delta') && job.remotes.length === 0) {
-      problems.push({ path: `${at}.remotes`, message: `a ${job.mode} backup job needs at least one remote` });
-    }
-    if (job.mode === 'replication' || job.mode === 'disaster-recovery') {
-      // Planned (DESIGN §1); refused until built rather than silently running a snapshot-only job.
+    job.srs.forEach((t, i) => {
+      if (!pools.has(t.pool))
+        problems.push({ path: `${at}.srs[${i}].pool`, message: `unknown pool "${t.pool}"` });
+    });
+    if ((job.mode === 'full' || job.mode === 'delta') && job.remotes.length === 0 && job.srs.length === 0) {
       problems.push({
-        path: `${at}.mode`,
-        message: `mode "${job.mode}" is not implemented yet (use snapshot, full or delta)`,
+        path: `${at}.remotes`,
+        message: `a ${job.mode} backup job needs at least one remote (or an SR in srs)`,
       });
-      if (!job.targetSr)
-        problems.push({ path: `${at}.targetSr`, message: `a ${job.mode} job needs a targetSr { pool, sr }` });
+    }
+    if (job.mode === 'snapshot' && job.srs.length > 0) {
+      problems.push({
+        path: `${at}.srs`,
+        message:
+          'a snapshot job writes nowhere: use mode full (disaster recovery) or delta (continuous replication)',
+      });
     }
     if (parseDuration(job.catchupWindow) === undefined) {
       problems.push({
@@ -172,6 +174,12 @@ function crossCheck(config: Config): ConfigProblem[] {
         problems.push({
           path: `${sat}.retention.snapshot`,
           message: 'a snapshot job must keep at least 1 snapshot',
+        });
+      }
+      if (job.mode !== 'snapshot' && job.srs.length > 0 && s.retention.replica < 1) {
+        problems.push({
+          path: `${sat}.retention.replica`,
+          message: 'a job with SRs must keep at least 1 replica per SR (retention.replica)',
         });
       }
       if (!timezoneExists(s.timezone)) {

@@ -155,7 +155,10 @@ export async function snapshotVm(
       assertCanSnapshotDisks(pool, vdisToSnapshot(pool, vm, ignore));
       const src = pool.get('VM', vm);
       const checkpoint = op === 'checkpoint';
-      const withMemory = checkpoint && (src.power_state === 'Running' || src.power_state === 'Suspended');
+      // A suspended VM's snapshot keeps its memory: the suspend VDI is cloned with the disks.
+      const suspendedImage =
+        src.power_state === 'Suspended' && src.suspend_VDI !== NULL_REF ? String(src.suspend_VDI) : undefined;
+      const withMemory = (checkpoint && src.power_state === 'Running') || suspendedImage !== undefined;
       const snap = copyVmRecord(pool, vm, {
         name_label: name,
         is_a_snapshot: true,
@@ -174,7 +177,7 @@ export async function snapshotVm(
       });
       await copyDevices(pool, vm, snap, { kind: 'snapshot', ignore });
       if (withMemory) {
-        const suspend = await createMemoryImage(pool, snap);
+        const suspend = suspendedImage ? cloneVdi(pool, suspendedImage) : await createMemoryImage(pool, snap);
         pool.db.update('VM', snap, (r) => {
           r.suspend_VDI = suspend;
         });
@@ -324,6 +327,15 @@ export function registerVmMethods(table: MethodTable): void {
         parent: NULL_REF,
       });
       await copyDevices(ctx.pool, vm, copy, { kind: 'clone' });
+      // Only a suspended snapshot (a checkpoint) can be cloned while suspended: the clone is a
+      // suspended VM on a clone of its memory, resumed where the checkpoint was.
+      if (src.power_state === 'Suspended' && src.suspend_VDI !== NULL_REF) {
+        const memory = cloneVdi(ctx.pool, String(src.suspend_VDI));
+        ctx.pool.db.update('VM', copy, (r) => {
+          r.power_state = 'Suspended';
+          r.suspend_VDI = memory;
+        });
+      }
       refreshAllowedOperations(ctx.pool, copy);
       return copy;
     }),

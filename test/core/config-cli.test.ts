@@ -12,13 +12,8 @@ describe('xcpb config', () => {
     expect(r.code).toBe(0);
     const schema = JSON.parse(r.stdout);
     const job = schema.properties.jobs.items;
-    expect(job.properties.mode.enum).toEqual([
-      'snapshot',
-      'full',
-      'delta',
-      'replication',
-      'disaster-recovery',
-    ]);
+    expect(job.properties.mode.enum).toEqual(['snapshot', 'full', 'delta']);
+    expect(job.properties.srs.items.required).toEqual(['pool', 'sr']);
     expect(JSON.stringify(schema.properties.pools.items.properties.password)).toContain('"env"');
   });
 });

@@ -31,9 +31,25 @@ describe('configuration', () => {
     const result = validateConfig(base());
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    expect(result.config.pools[0].concurrency).toEqual({ snapshot: 2, diskExport: 12, vmExport: 2 });
+    expect(result.config.pools[0].concurrency).toEqual({
+      snapshot: 2,
+      diskExport: 12,
+      vmExport: 2,
+      import: 2,
+    });
     expect(result.config.jobs[0].schedules[0].enabled).toBe(true);
     expect(result.config.jobs[0].concurrency).toBe(2);
+  });
+
+  it('accepts replication jobs: SRs of any configured pool, with or without remotes', () => {
+    const c: any = base();
+    c.pools.push({ ...c.pools[0], id: 'dr-site', url: 'https://dr.example' });
+    c.jobs[0].remotes = [];
+    c.jobs[0].srs = [{ pool: 'dr-site', sr: 'Local storage' }];
+    c.jobs[0].schedules[0].retention = { replica: 3 };
+    const result = validateConfig(c);
+    expect(result).toMatchObject({ ok: true });
+    if (result.ok) expect(result.config.jobs[0].srs).toEqual([{ pool: 'dr-site', sr: 'Local storage' }]);
   });
 
   it('accepts examples/config.yaml', async () => {
@@ -99,16 +115,31 @@ describe('configuration', () => {
       /at least one remote/,
     ],
     [
-      'replication without target',
+      'the old replication spelling',
       (c: any) => (c.jobs[0].mode = 'replication'),
-      'jobs[0].targetSr',
-      /targetSr/,
+      'jobs[0].mode',
+      /mode: delta with srs: \[\{ pool, sr \}\]/,
     ],
     [
-      'disaster recovery (not built yet)',
+      'the old disaster-recovery spelling',
       (c: any) => (c.jobs[0].mode = 'disaster-recovery'),
       'jobs[0].mode',
-      /not implemented yet/,
+      /mode: full with srs: \[\{ pool, sr \}\]/,
+    ],
+    [
+      'an SR on an unknown pool',
+      (c: any) => (c.jobs[0].srs = [{ pool: 'nowhere', sr: 'Local' }]),
+      'jobs[0].srs[0].pool',
+      /unknown pool "nowhere"/,
+    ],
+    [
+      'SRs without a replica retention',
+      (c: any) => {
+        c.jobs[0].srs = [{ pool: c.pools[0].id, sr: 'Local' }];
+        c.jobs[0].schedules[0].retention = { remote: 2 };
+      },
+      'jobs[0].schedules[0].retention.replica',
+      /at least 1 replica/,
     ],
     ['unknown field', (c: any) => (c.jobs[0].retention = 3), 'jobs[0]', /retention/],
   ])('rejects %s, naming the field', (_name, mutate, field, message) => {

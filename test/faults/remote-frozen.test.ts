@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runReportOf } from '../../client/run-result';
 import type { VmReport } from '../../core/run-report';
 import {
   allSnapshotsOf,
@@ -119,7 +120,7 @@ describe('the remote freezes mid-write, then comes back', () => {
     const frozenFor = Date.now() - frozenAt;
     await control.throttle({ bytesPerSecond: 0 });
     expect(stalled).toMatch(/remote "nas": took no data for 2 s \(unreachable or frozen\)/);
-    const report = await handle.result();
+    const report = await runReportOf(handle); // a failed run ends Failed, with its report
     expect(report.status, pretty(report)).toBe('failure');
     expect(stepsOf(report, 'app', 'metadata')).toEqual([]); // no backup claimed
     await waitFor(
