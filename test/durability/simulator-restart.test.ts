@@ -3,7 +3,7 @@
 // export is retried against the restarted pool: the run completes, the snapshot is found again (not
 // taken twice, not leaked), no partial file stays, every chain rebuilt by qemu-img is byte-exact.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Scenario } from '../../simulator';
@@ -71,6 +71,18 @@ async function startSimProcess(port: number): Promise<ChildProcess> {
   return child;
 }
 
+/**
+ * Snapshots of the VM in the simulator's saved state. XAPI commits a snapshot to its database before
+ * the call returns; the simulator saves shortly after (debounced), so a kill must wait for the save.
+ */
+async function savedSnapshotsOf(vmUuid: string): Promise<number> {
+  const file = path.join(stack.dir, 'sim', 'lab', 'state.json');
+  const state = JSON.parse(await readFile(file, 'utf8').catch(() => '{}'));
+  const vms = Object.entries(state?.db?.tables?.VM ?? {}) as [string, Record<string, unknown>][];
+  const ref = vms.find(([, r]) => r.uuid === vmUuid)?.[0];
+  return vms.filter(([, r]) => r.is_a_snapshot === true && r.snapshot_of === ref).length;
+}
+
 async function killSim(): Promise<void> {
   const child = sim!;
   sim = undefined;
@@ -110,6 +122,7 @@ describe('kill -9 of the XAPI side (the simulator process) mid-export', () => {
     const control = stack.pool().control; // HTTP: talks to the process
     await control.writeRandomBlocks(vm.disks[0].uuid, { count: 6, seed: 'before the crash' });
     await control.throttle({ bytesPerSecond: 2 << 20 });
+    const snapshotsBefore = await savedSnapshotsOf(vm.uuid);
     const handle = await stack.startJob(JOB);
     const chainDir = path.join(vmDir(stack, 'nas', vm.uuid), 'vdis', JOB, vm.disks[0].uuid);
     await waitFor(
@@ -117,6 +130,10 @@ describe('kill -9 of the XAPI side (the simulator process) mid-export', () => {
       async () =>
         (await control.stats()).current.export_raw_vdi > 0 &&
         (await readdir(chainDir).catch(() => [] as string[])).some((n) => n.includes('.tmp-')),
+    );
+    await waitFor(
+      'the new snapshot saved by the pool',
+      async () => (await savedSnapshotsOf(vm.uuid)) > snapshotsBefore,
     );
     await killSim();
     await new Promise((r) => setTimeout(r, 1_000));
