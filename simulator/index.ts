@@ -8,6 +8,7 @@ import { SimControl } from './control/client';
 import { createPoolServer } from './http/server';
 import { buildMethodTable } from './objects/index';
 import { recoverAfterRestart } from './objects/restart';
+import { coalesceSoon } from './objects/vdi';
 import { loadState, saveState } from './persist';
 import { PoolState } from './pool';
 import { loadScenario, type Scenario } from './scenario';
@@ -77,7 +78,11 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
         saveState(state, dir);
         state.onChange = () => saveState(state, dir);
         state.db.onMutate = () => state.changed();
+        // a layer's file goes only once the state that no longer names it is on disk
+        state.store.beforeRemove = () => saveState(state, dir);
       }
+      // a merge the last run did not finish (or never started) resumes
+      coalesceSoon(state);
       states.push({ state, dir });
       const server = createPoolServer(state);
       servers.push(server);
@@ -123,8 +128,9 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
       for (const { state, dir } of states) {
         state.flushTimers();
         state.onChange = undefined;
-        if (!tempDir) saveState(state, dir);
+        // the garbage collector stops first (a merge in progress gives up safely), then the save
         await state.store.close();
+        if (!tempDir) saveState(state, dir);
       }
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },

@@ -188,6 +188,7 @@ export async function handleControl(
         return json(res, 200, out);
       }
       case 'POST coalesce': {
+        // after the garbage collector's pass in progress, if any: what is left is merged now
         const merged = await pool.store.coalesce();
         refreshAllSrs(pool);
         return json(res, 200, { merged });

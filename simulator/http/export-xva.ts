@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompressionKind } from '../../formats/compression';
+import type { CompressionKind, CompressOptions } from '../../formats/compression';
 import { createXvaStream, type XvaObject } from '../../formats/xva';
 import { XapiFailure } from '../errors';
 import { succeedTask } from '../objects/tasks';
@@ -11,6 +11,20 @@ import { readAhead } from './readahead';
 import { failTaskOrCancel } from './task-outcome';
 import { beginTransfer, cancellable, endTransfer, failTransfer, pump, startDownload } from './transfer';
 import { resolveObject } from './vdi-param';
+
+/**
+ * The compressor settings XAPI uses for `/export`: export.ml compresses with `Gzip.Default` or
+ * `Zstd.Default` (xapi-project/xen-api, ocaml/xapi/export.ml), and ocaml/libs/zstd/zstd.ml runs
+ * `/usr/bin/zstd` with no compression option for `Default` — zstd's default level 3 and one
+ * compression thread (the comment beside its `Adaptive` variant says so); gzip likewise runs
+ * `/bin/gzip` with its default level 6. Threads are pinned to 1 here, as the zstd of XCP-ng runs,
+ * whatever a newer local zstd's default: a benchmark then measures the product against the
+ * compression rate a real host gives.
+ */
+export const XAPI_COMPRESSION: Record<'gzip' | 'zstd', CompressOptions> = {
+  gzip: { level: 6 },
+  zstd: { level: 3, threads: 1 },
+};
 
 /** `use_compression`: true|gzip → gzip, zstd → zstd, anything else → none (export.ml). */
 export function compressionOf(v: string | undefined): CompressionKind {
@@ -110,6 +124,7 @@ export async function handleExportXva(
       const stream = createXvaStream({
         objects: objects as XvaObject[],
         compression,
+        ...(compression === 'none' ? {} : { compressOptions: XAPI_COMPRESSION[compression] }),
         disks: disks.map(({ id, vdi }) => {
           const r = pool.get('VDI', vdi);
           const uuid = String(r.uuid);

@@ -166,20 +166,29 @@ export async function destroyVdi(pool: PoolState, vdi: string): Promise<void> {
 }
 
 /**
- * Frees a VDI's layers. Coalescing follows at once, or `coalesceDelayMs` later (as the SR's GC does
- * in the background), or never while `autoCoalesce` is off.
+ * Frees a VDI's layers in metadata time, as XAPI's VDI.destroy does, and leaves the merging of what
+ * remains to the SR's garbage collector in the background (`coalesceSoon`).
  */
 export async function releaseStorage(pool: PoolState, uuid: string): Promise<void> {
+  pool.store.deleteVdi(uuid);
+  coalesceSoon(pool);
+}
+
+/**
+ * Starts the SR's garbage collector in the background, `coalesceDelayMs` from now (at once by
+ * default), unless `autoCoalesce` is off. XCP-ng's SM runs it after a VDI is deleted and merges the
+ * chain while the toolstack answers other calls; the base copies it leaves vanish when it is done.
+ */
+export function coalesceSoon(pool: PoolState): void {
   const { autoCoalesce, coalesceDelayMs } = pool.settings;
-  await pool.store.deleteVdi(uuid, autoCoalesce && coalesceDelayMs === 0);
-  if (autoCoalesce && coalesceDelayMs > 0) {
-    setTimeout(() => {
-      pool.store.coalesce().then(
-        () => refreshAllSrs(pool),
-        () => {},
-      );
-    }, coalesceDelayMs).unref();
-  }
+  if (!autoCoalesce) return;
+  const run = () =>
+    pool.store.coalesce().then(
+      (merged) => merged > 0 && refreshAllSrs(pool),
+      () => {},
+    );
+  if (coalesceDelayMs > 0) setTimeout(run, coalesceDelayMs).unref();
+  else setImmediate(run);
 }
 
 export function destroyVbdRecord(pool: PoolState, vbd: string): void {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -26,7 +26,20 @@ export interface StoreMeta {
  * written while it was a leaf, in a sparse data file; a VDI points at a head layer and reads through
  * the parents. A snapshot freezes the head and gives the source a new empty leaf, so unchanged blocks
  * are shared and the blocks changed between two snapshots are exactly the blocks of the layers that
- * separate them (no whole-disk diff). Coalescing merges a layer no VDI points at into its only child.
+ * separate them (no whole-disk diff).
+ *
+ * Deleting a VDI costs metadata time, as on XCP-ng: its head is forgotten and the layers nobody reads
+ * any more leave the metadata at once (their files are removed in the background). A layer no VDI
+ * points at that still has one child stays until `coalesce` — the SR's garbage collector, which the
+ * pool runs in the background — merges the child into it, as `vhd-util coalesce` does: the child's
+ * blocks are written into the parent (a cost in proportion to the child, i.e. the changes since the
+ * snapshot, not to the disk), then the parent takes the child's place.
+ *
+ * Crash safety (the pool saves this metadata shortly after changes, and a kill can come at any
+ * moment): while a merge copies, the child still sits above the parent and hides every block it
+ * copies, so a state saved mid-merge reads the same; a layer's file is removed only after the
+ * metadata that forgets it was saved (`beforeRemove`), and files no saved layer names are removed on
+ * load.
  */
 export class BlockStore {
   private readonly layers = new Map<string, LayerMeta>();
@@ -38,8 +51,24 @@ export class BlockStore {
   private readonly headCount = new Map<string, number>();
   /** reads in progress per layer */
   private readonly reading = new Map<string, Set<Promise<Buffer>>>();
+  /** writes in progress per layer (a merge waits for those into the layer it empties) */
+  private readonly writing = new Map<string, Set<Promise<void>>>();
+  /** per layer being merged away: the blocks written into it since the merge's current pass began */
+  private readonly dirty = new Map<string, Set<number>>();
+  /** layers forgotten whose data file is still to be removed */
+  private readonly doomed = new Set<string>();
+  /** the garbage collector's passes run one after the other */
+  private gcChain: Promise<unknown> = Promise.resolve();
+  /** background work (merges, file removals), awaited by `close` */
+  private readonly background = new Set<Promise<unknown>>();
+  private stopping = false;
   /** allocated blocks read through readBlock (what an export costs), for the stats */
   blocksRead = 0;
+  /**
+   * Called before layer files are removed, to save the metadata that no longer names them (the pool
+   * saves its state there); without it (nothing persisted) files go at once.
+   */
+  beforeRemove: (() => void) | undefined;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -51,6 +80,11 @@ export class BlockStore {
       if (l.parent !== null) bump(this.childCount, l.parent, 1);
     }
     for (const [vdi, head] of Object.entries(meta.heads)) this.setHead(vdi, head);
+    // files of layers the saved state no longer names: dropped after the last save, before a kill
+    for (const f of readdirSync(this.dir)) {
+      const id = f.endsWith('.blocks') ? f.slice(0, -'.blocks'.length) : undefined;
+      if (id !== undefined && !this.layers.has(id)) rmSync(join(this.dir, f), { force: true });
+    }
   }
 
   dump(): StoreMeta {
@@ -147,6 +181,8 @@ export class BlockStore {
   private file(id: string): Promise<FileHandle> {
     let f = this.files.get(id);
     if (!f) {
+      // never (re)create the file of a layer already forgotten (a merge racing a deletion)
+      if (!this.layers.has(id)) return Promise.reject(new Error(`storage layer ${id} was removed`));
       f = open(join(this.dir, `${id}.blocks`), 'a+').then(async (fh) => {
         await fh.close();
         return open(join(this.dir, `${id}.blocks`), 'r+');
@@ -203,14 +239,27 @@ export class BlockStore {
     await this.writeLayerBlock(l, index, data);
   }
 
-  private async writeLayerBlock(l: LayerMeta, index: number, data: Buffer): Promise<void> {
+  private writeLayerBlock(l: LayerMeta, index: number, data: Buffer): Promise<void> {
     let slot = l.blocks[index];
     if (slot === undefined) {
       slot = l.slots++;
       l.blocks[index] = slot;
     }
-    const fh = await this.file(l.id);
-    await fh.write(data, 0, BLOCK_SIZE, slot * BLOCK_SIZE);
+    this.dirty.get(l.id)?.add(index);
+    const at = slot * BLOCK_SIZE;
+    const write = (async () => {
+      const fh = await this.file(l.id);
+      await fh.write(data, 0, BLOCK_SIZE, at);
+    })();
+    const pending = this.writing.get(l.id) ?? new Set<Promise<void>>();
+    this.writing.set(l.id, pending);
+    pending.add(write);
+    const forget = () => {
+      pending.delete(write);
+      if (pending.size === 0 && this.writing.get(l.id) === pending) this.writing.delete(l.id);
+    };
+    write.then(forget, forget);
+    return write;
   }
 
   /** Writes `data` at byte `offset`, read-modify-write on the blocks it touches. */
@@ -275,61 +324,144 @@ export class BlockStore {
     return n;
   }
 
-  async deleteVdi(vdi: string, autoCoalesce: boolean): Promise<void> {
+  /**
+   * Forgets a VDI (metadata time): its head, and each layer that nobody reads any more (no VDI head,
+   * no child), walking up from its head. Layers left with one child wait for `coalesce`.
+   */
+  deleteVdi(vdi: string): void {
+    let id: string | null | undefined = this.heads.get(vdi);
     this.deleteHead(vdi);
-    await this.collect();
-    if (autoCoalesce) await this.coalesce();
-  }
-
-  /** Deletes layers nobody reads (no VDI head, no child). */
-  private async collect(): Promise<void> {
-    for (let again = true; again; ) {
-      again = false;
-      for (const l of [...this.layers.values()]) {
-        if (this.headRefs(l.id) === 0 && this.children(l.id) === 0) {
-          await this.dropLayer(l.id);
-          again = true;
-        }
-      }
+    while (id != null && this.layers.has(id) && this.headRefs(id) === 0 && this.children(id) === 0) {
+      const parent: string | null = this.layer(id).parent;
+      this.forget(id);
+      id = parent;
     }
   }
 
-  /** Merges each layer that no VDI points at into its only child; returns how many were merged. */
-  async coalesce(): Promise<number> {
+  /**
+   * The SR's garbage collector: for each layer no VDI points at that has one child, merges the child
+   * into it (below), until none is left; returns how many were merged. Passes run one at
+   * a time: a call made while one runs waits for it, then makes its own pass.
+   */
+  coalesce(): Promise<number> {
+    const pass = this.gcChain.then(() => this.coalescePass());
+    this.gcChain = pass.catch(() => {});
+    return this.track(pass);
+  }
+
+  private async coalescePass(): Promise<number> {
     let merged = 0;
-    for (let again = true; again; ) {
-      again = false;
-      for (const l of [...this.layers.values()]) {
-        if (this.headRefs(l.id) !== 0 || this.children(l.id) !== 1) continue;
-        const child = [...this.layers.values()].find((c) => c.parent === l.id)!;
-        for (const k of Object.keys(l.blocks)) {
-          const index = Number(k);
-          if (child.blocks[index] === undefined)
-            await this.writeLayerBlock(child, index, await this.readLayerBlock(l, index));
-        }
-        bump(this.childCount, l.id, -1);
-        child.parent = l.parent;
-        if (l.parent !== null) bump(this.childCount, l.parent, 1);
-        await this.dropLayer(l.id);
-        merged++;
-        again = true;
-      }
+    for (;;) {
+      if (this.stopping) return merged;
+      const candidate = this.nextMerge();
+      if (!candidate) return merged;
+      if (!(await this.mergeChildInto(candidate.parent, candidate.child))) return merged;
+      merged++;
     }
-    return merged;
   }
 
-  private async dropLayer(id: string): Promise<void> {
+  /** A layer no VDI points at with exactly one child, and that child. */
+  private nextMerge(): { parent: LayerMeta; child: LayerMeta } | undefined {
+    const childOf = new Map<string, LayerMeta>();
+    for (const l of this.layers.values()) if (l.parent !== null) childOf.set(l.parent, l);
+    for (const l of this.layers.values()) {
+      if (this.headRefs(l.id) === 0 && this.children(l.id) === 1)
+        return { parent: l, child: childOf.get(l.id)! };
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes `child`'s blocks into `parent`, then lets `parent` take `child`'s place (its VDIs and its
+   * children) and forgets `child`. Blocks written into `child` meanwhile (a VM's leaf stays writable)
+   * are copied again in a next pass; the switch happens in one synchronous step once a pass ends with
+   * nothing new written and no write in flight, so no write is lost. False when it gave up (the
+   * store closing, the chain changed under it, or a guest that never stops writing).
+   */
+  private async mergeChildInto(parent: LayerMeta, child: LayerMeta): Promise<boolean> {
+    const dirty = new Set<number>();
+    this.dirty.set(child.id, dirty);
+    const stillValid = () =>
+      !this.stopping &&
+      this.layers.get(parent.id) === parent &&
+      this.layers.get(child.id) === child &&
+      child.parent === parent.id &&
+      this.headRefs(parent.id) === 0 &&
+      this.children(parent.id) === 1;
+    try {
+      // an export of the deleted VDI still reading the parent must not see blocks change under it
+      await Promise.allSettled(this.reading.get(parent.id) ?? []);
+      for (let pass = 0; pass < 20; pass++) {
+        await Promise.allSettled(this.writing.get(child.id) ?? []);
+        // in one synchronous step: what to copy now, and from here on the blocks written meanwhile
+        const todo = pass === 0 ? Object.keys(child.blocks).map(Number) : [...dirty];
+        dirty.clear();
+        for (const index of todo) {
+          if (!stillValid()) return false;
+          await this.writeLayerBlock(parent, index, await this.readLayerBlock(child, index));
+        }
+        await Promise.allSettled(this.writing.get(child.id) ?? []);
+        if (!stillValid()) return false;
+        if (dirty.size === 0 && !this.writing.has(child.id)) {
+          // the switch, in one synchronous step: parent now holds everything child did
+          for (const [vdi, head] of this.heads) if (head === child.id) this.setHead(vdi, parent.id);
+          for (const l of this.layers.values()) {
+            if (l.parent !== child.id) continue;
+            l.parent = parent.id;
+            bump(this.childCount, child.id, -1);
+            bump(this.childCount, parent.id, 1);
+          }
+          this.forget(child.id);
+          return true;
+        }
+      }
+      return false;
+    } catch {
+      // a layer removed under the merge (its VDIs deleted meanwhile): nothing to keep
+      return false;
+    } finally {
+      this.dirty.delete(child.id);
+    }
+  }
+
+  /** Drops a layer from the metadata now; its file goes in the background. */
+  private forget(id: string): void {
     const parent = this.layers.get(id)?.parent ?? null;
     if (parent !== null) bump(this.childCount, parent, -1);
     this.layers.delete(id);
     this.childCount.delete(id);
     this.headCount.delete(id);
-    const f = this.files.get(id);
-    this.files.delete(id);
-    await Promise.allSettled(this.reading.get(id) ?? []);
-    this.reading.delete(id);
-    if (f) await (await f).close();
-    await rm(join(this.dir, `${id}.blocks`), { force: true });
+    this.doomed.add(id);
+    this.track(new Promise((r) => setImmediate(r)).then(() => this.removeDoomed()));
+  }
+
+  /** Removes the files of forgotten layers, once the metadata without them is saved. */
+  private async removeDoomed(): Promise<void> {
+    if (this.doomed.size === 0) return;
+    const ids = [...this.doomed];
+    this.doomed.clear();
+    this.beforeRemove?.();
+    for (const id of ids) {
+      // reads and writes that started before the layer was forgotten finish first
+      await Promise.allSettled([...(this.reading.get(id) ?? []), ...(this.writing.get(id) ?? [])]);
+      this.reading.delete(id);
+      const f = this.files.get(id);
+      this.files.delete(id);
+      if (f) await (await f.catch(() => undefined))?.close();
+      await rm(join(this.dir, `${id}.blocks`), { force: true });
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.background.add(p);
+    const done = () => this.background.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Waits until no background work (merge, file removal) is left. */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   /** The VDI's head layer. */
@@ -360,7 +492,10 @@ export class BlockStore {
     return this.layer(layer).slots * BLOCK_SIZE;
   }
 
+  /** Stops the garbage collector (a merge in progress gives up, safely) and closes the files. */
   async close(): Promise<void> {
+    this.stopping = true;
+    await this.idle();
     const fs = [...this.files.values()];
     this.files.clear();
     for (const f of fs) await (await f).close();
