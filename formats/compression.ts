@@ -18,6 +18,8 @@ export function detectCompression(firstBytes: Uint8Array): CompressionKind {
 export interface CompressOptions {
   /** gzip 1–9 (default 6), zstd 1–19 (default 3). */
   level?: number;
+  /** zstd compression threads (default 0: one per core) */
+  threads?: number;
 }
 
 /**
@@ -32,7 +34,7 @@ export function compressStream(kind: CompressionKind, opts: CompressOptions = {}
     case 'gzip':
       return createGzip({ level: opts.level ?? 6 });
     case 'zstd':
-      return zstdProcess(['-q', '-c', `-${opts.level ?? 3}`, '-T0']);
+      return zstdProcess(['-q', '-c', `-${opts.level ?? 3}`, `-T${opts.threads ?? 0}`]);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { type CompressionKind, compressStream } from '../compression';
+import { type CompressionKind, type CompressOptions, compressStream } from '../compression';
 import { isZero } from '../vhd/bat';
 import { ByteReader } from '../vhd/byte-reader';
 import { VHD_BLOCK_SIZE } from '../vhd/constants';
@@ -34,6 +34,8 @@ export interface XvaInput {
   objects: XvaObject[];
   disks: XvaDisk[];
   compression?: CompressionKind;
+  /** level and threads of the compressor (formats/compression.ts defaults otherwise) */
+  compressOptions?: CompressOptions;
 }
 
 /** Chunk name as XAPI writes it: `Ref:<n>/<8-digit index>`. */
@@ -113,7 +115,7 @@ export function createXvaStream(input: XvaInput): Readable {
   const tar = Readable.from(generate(input), { objectMode: false, highWaterMark: XVA_CHUNK_SIZE });
   const kind = input.compression ?? 'none';
   if (kind === 'none') return tar;
-  const c = compressStream(kind);
+  const c = compressStream(kind, input.compressOptions);
   tar.on('error', (e) => c.destroy(e));
   return tar.pipe(c);
 }
