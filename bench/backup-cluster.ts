@@ -9,6 +9,8 @@
  * prints the mean delta run time and time per VM of each, and the ratio cluster / dev server.
  * Run: node --import tsx bench/backup-cluster.ts   (needs PostgreSQL and Go, as test/cluster/)
  */
+
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +18,9 @@ import type { Connection } from '@temporalio/client';
 import { connectClient, type TemporalTarget } from '../client/connect';
 import { setupCluster } from '../server/cluster-setup';
 import { startTemporalCluster } from '../test/cluster/harness';
+import { connectXapi } from '../xapi';
 import { type BenchStack, startBenchStack, timed } from './lib/backup-stack';
+import { recordResult } from './lib/results';
 
 const VMS = Number(process.env.XCPB_BENCH_VMS ?? 12);
 const RUNS = Number(process.env.XCPB_BENCH_RUNS ?? 3);
@@ -51,6 +55,9 @@ const jobs = [
   },
 ];
 
+/** Means of the curl baseline over the dev-server measurements (ms per VM). */
+const curlPerVm: number[] = [];
+
 async function measure(label: string, temporal?: TemporalTarget): Promise<number> {
   const stack: BenchStack = await startBenchStack({ scenario, jobs, temporal });
   try {
@@ -66,6 +73,7 @@ async function measure(label: string, temporal?: TemporalTarget): Promise<number
       total += ms;
     }
     const mean = total / RUNS;
+    if (!temporal) curlPerVm.push(await curlDeltas(stack));
     console.log(
       `  ${label.padEnd(34)} delta run ${(mean / 1000).toFixed(2)} s, ${(mean / VMS).toFixed(0)} ms per VM (mean of ${RUNS})`,
     );
@@ -75,8 +83,46 @@ async function measure(label: string, temporal?: TemporalTarget): Promise<number
   }
 }
 
+/**
+ * The simulator's share: after 2 more blocks changed in every disk, curl of each VM's delta export
+ * against the job's snapshot (what the next run would export), 4 at a time as the job runs them;
+ * milliseconds per VM.
+ */
+async function curlDeltas(stack: BenchStack): Promise<number> {
+  const p = stack.sim.pools[0];
+  for (const vdi of await vdisOf(stack)) await p.control.writeRandomBlocks(vdi, { count: 2, seed: 'curl' });
+  const xapi = await connectXapi({ url: p.url, username: p.username, password: p.password });
+  try {
+    const urls = Object.entries(
+      await xapi.getAllRecords<{ is_a_snapshot: boolean; snapshot_of: string }>('VDI'),
+    )
+      .filter(([, v]) => v.is_a_snapshot)
+      .map(
+        ([snap, v]) =>
+          `${p.url}/export_raw_vdi?session_id=${xapi.sessionId}&vdi=${v.snapshot_of}&base=${snap}&format=vhd`,
+      );
+    if (urls.length !== VMS) throw new Error(`expected one job snapshot per VM, found ${urls.length}`);
+    const curl = (url: string) =>
+      new Promise<void>((resolve, reject) =>
+        spawn('curl', ['-sS', '--fail', '-o', '/dev/null', url], { stdio: 'inherit' }).on('exit', (code) =>
+          code === 0 ? resolve() : reject(new Error(`curl exited ${code}`)),
+        ),
+      );
+    const { ms } = await timed(async () => {
+      const queue = [...urls];
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let u = queue.shift(); u; u = queue.shift()) await curl(u);
+        }),
+      );
+    });
+    return ms / VMS;
+  } finally {
+    await xapi.logout();
+  }
+}
+
 async function vdisOf(stack: BenchStack): Promise<string[]> {
-  const { connectXapi } = await import('../xapi');
   const p = stack.sim.pools[0];
   const xapi = await connectXapi({ url: p.url, username: p.username, password: p.password });
   try {
@@ -106,10 +152,22 @@ try {
   pg.push(await measure('PostgreSQL cluster (mTLS)', cluster.target));
   dev.push(await measure('dev server (SQLite)'));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(
-    `  mean delta run: dev server ${(mean(dev) / 1000).toFixed(2)} s, cluster ${(mean(pg) / 1000).toFixed(2)} s; ` +
-      `ratio cluster / dev server: ${(mean(pg) / mean(dev)).toFixed(2)}`,
-  );
+  recordResult({
+    bench: 'backup-cluster',
+    figure: `delta run per VM, PostgreSQL cluster, mTLS (${VMS} VMs, concurrency 4)`,
+    value: mean(pg) / VMS,
+    unit: 'ms',
+    baseline: 'the same on the dev server (SQLite)',
+    baselineValue: mean(dev) / VMS,
+  });
+  recordResult({
+    bench: 'backup-cluster',
+    figure: `delta run per VM, dev server (${VMS} VMs, concurrency 4)`,
+    value: mean(dev) / VMS,
+    unit: 'ms',
+    baseline: 'curl of the same delta exports, 4 at a time',
+    baselineValue: mean(curlPerVm),
+  });
 } finally {
   await cluster.stop();
   await rm(dir, { recursive: true, force: true });

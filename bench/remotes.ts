@@ -26,6 +26,7 @@ import { createS3Remote } from '../remotes/s3';
 import { openVhdWrite } from '../remotes/vhd-directory';
 import { parseSize } from '../simulator/scenario';
 import { startS3Server } from '../test/helpers/s3-server';
+import { recordResult } from './lib/results';
 
 const size = Math.ceil(parseSize(process.env.XCPB_BENCH_SIZE ?? '512MiB') / VHD_BLOCK_SIZE) * VHD_BLOCK_SIZE;
 const rate = (bytes: number, ms: number) => bytes / 1024 ** 2 / (ms / 1000);
@@ -104,15 +105,28 @@ try {
   const plainRead = await readBack(plain);
   const vaultRead = await readBack(vault);
 
-  const row = (name: string, ms: number, base: number) =>
-    `${name.padEnd(58)} ${rate(bytes, ms).toFixed(0).padStart(6)} MiB/s   ratio ${(base / ms).toFixed(2)}`;
-  console.log(`VHD of ${(bytes / 1024 ** 2).toFixed(0)} MiB`);
-  console.log(row('S3: aws s3 cp-style Upload (same SDK) [baseline]', baselineS3, baselineS3));
-  console.log(row('S3: delta backup write path (fan-out -> VHD directory)', ours, baselineS3));
-  console.log(row('local: plain write [baseline]', plainWrite, plainWrite));
-  console.log(row('local: encrypted write (AES-256-GCM)', vaultWrite, plainWrite));
-  console.log(row('local: plain read back [baseline]', plainRead, plainRead));
-  console.log(row('local: encrypted read back', vaultRead, plainRead));
+  const vhd = `${(bytes / 1024 ** 2).toFixed(0)} MiB VHD`;
+  const figures: [string, number, string, number][] = [
+    [
+      `S3: delta backup write path, fan-out → VHD directory (${vhd})`,
+      ours,
+      'aws s3 cp-style Upload, same SDK',
+      baselineS3,
+    ],
+    [`local: encrypted write, AES-256-GCM (${vhd})`, vaultWrite, 'plain write', plainWrite],
+    [`local: encrypted read back (${vhd})`, vaultRead, 'plain read back', plainRead],
+  ];
+  for (const [figure, ms, baseline, base] of figures) {
+    recordResult({
+      bench: 'remotes',
+      figure,
+      value: ms / 1000,
+      unit: 's',
+      baseline,
+      baselineValue: base / 1000,
+    });
+    console.log(`    = ${rate(bytes, ms).toFixed(0)} MiB/s; baseline ${rate(bytes, base).toFixed(0)} MiB/s`);
+  }
 } finally {
   await s3.close();
   await rm(dir, { recursive: true, force: true });

@@ -12,6 +12,9 @@ import { stat } from 'node:fs/promises';
 import { parseSize } from '../simulator/scenario';
 import { connectXapi } from '../xapi';
 import { mbps, mib, startBenchStack, timed } from './lib/backup-stack';
+import { recordResult } from './lib/results';
+
+const BENCH = 'replication-cr';
 
 const BLOCK = 2 << 20;
 const size = Math.ceil(parseSize(process.env.XCPB_BENCH_DISK ?? '4GiB') / BLOCK) * BLOCK;
@@ -123,10 +126,31 @@ try {
   console.log(
     `baseline curl GET to a file: ${(get.ms / 1000).toFixed(2)} s; GET + PUT: ${((get.ms + put.ms) / 1000).toFixed(2)} s`,
   );
-  console.log(
-    `ratio CR export+import step / raw PUT: ${(stepMs / put.ms).toFixed(2)}; / (GET + PUT): ${(stepMs / (get.ms + put.ms)).toFixed(2)}`,
-  );
-  console.log(`ratio whole CR run / raw PUT: ${(run.ms / put.ms).toFixed(2)}`);
+  const what = `${mib(changed * BLOCK)} MiB changed of ${mib(size)} MiB`;
+  recordResult({
+    bench: BENCH,
+    figure: `CR delta, export+import step (${what})`,
+    value: stepMs / 1000,
+    unit: 's',
+    baseline: 'curl GET of the same delta export + curl PUT of it',
+    baselineValue: (get.ms + put.ms) / 1000,
+  });
+  recordResult({
+    bench: BENCH,
+    figure: `CR delta, export+import step vs the import alone (${what})`,
+    value: stepMs / 1000,
+    unit: 's',
+    baseline: 'curl PUT of the same delta VHD',
+    baselineValue: put.ms / 1000,
+  });
+  recordResult({
+    bench: BENCH,
+    figure: `CR delta, whole run (${what})`,
+    value: run.ms / 1000,
+    unit: 's',
+    baseline: 'curl GET + PUT of the same delta',
+    baselineValue: (get.ms + put.ms) / 1000,
+  });
   await xapi.logout();
   await target.logout();
 } finally {
