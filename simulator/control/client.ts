@@ -117,6 +117,7 @@ export class SimControl {
   snapshots(): Promise<SimSnapshot[]> {
     return this.request('GET', 'snapshots');
   }
+  /** Waits for the SR's background merge in progress, then merges what is left; how many it merged. */
   async coalesce(): Promise<number> {
     return (await this.request('POST', 'coalesce')).merged;
   }
