@@ -53,4 +53,4 @@ export { openVhdFile, openVhdHandle, type ReadHandle, type VhdFile } from './rea
 export { reidentifyVhdStream } from './reidentify';
 export type { BlockSource, ParentRef, VhdIdentity } from './source';
 export { readVhdStream, type VhdStreamItem } from './stream-reader';
-export { createVhdStream, vhdStreamLength } from './writer';
+export { createVhdStream, vhdPieces, vhdStreamLength } from './writer';

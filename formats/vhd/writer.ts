@@ -46,6 +46,18 @@ export function createVhdStream(src: BlockSource, opts: VhdIdentity & { parent?:
   return Readable.from(generate(src, layout), { objectMode: false, highWaterMark: VHD_BLOCK_SIZE });
 }
 
+/**
+ * The same VHD as the pieces it is made of (headers, BAT, bitmap, block data), for a writer that
+ * sends them on as they come (the simulator's exports) without a stream's buffering, which joins
+ * (copies) what it holds when read.
+ */
+export function vhdPieces(
+  src: BlockSource,
+  opts: VhdIdentity & { parent?: ParentRef } = {},
+): AsyncGenerator<Buffer> {
+  return generate(src, computeLayout(src.size, src.blocks, opts));
+}
+
 /** Length in bytes of the stream createVhdStream would produce (e.g. for Content-Length). */
 export function vhdStreamLength(size: number, blocks: readonly number[], parent?: ParentRef): number {
   return computeLayout(size, blocks, { parent }).fileSize;

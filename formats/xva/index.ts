@@ -11,5 +11,12 @@ export {
 } from './ova-xml';
 export { readXva, type XvaItem } from './reader';
 export { TAR_END, tarHeader } from './tar';
-export { chunkName, createXvaStream, XVA_CHUNK_SIZE, type XvaDisk, type XvaInput } from './writer';
+export {
+  chunkName,
+  createXvaStream,
+  XVA_CHUNK_SIZE,
+  type XvaDisk,
+  type XvaInput,
+  xvaPieces,
+} from './writer';
 export { encodeValue, formatXapiDate, parseValue, XmlRpcDateTime, type XmlRpcValue } from './xmlrpc-value';

@@ -84,7 +84,11 @@ async function* diskChunks(disk: NormalDisk): AsyncGenerator<{ index: number; da
   }
 }
 
-async function* generate(input: XvaInput): AsyncGenerator<Buffer> {
+/**
+ * The uncompressed XVA as the pieces it is made of (tar headers, chunk data, checksums), for a
+ * writer that sends them on as they come (the simulator's `/export`) without a stream's buffering.
+ */
+export async function* xvaPieces(input: XvaInput): AsyncGenerator<Buffer> {
   const xml = Buffer.from(buildOvaXml({ version: input.version, objects: input.objects }));
   yield tarHeader('ova.xml', xml.length);
   yield xml;
@@ -112,7 +116,7 @@ async function* generate(input: XvaInput): AsyncGenerator<Buffer> {
  * compressed as a whole (gzip / zstd). One chunk (or one 2 MiB block) in memory at a time.
  */
 export function createXvaStream(input: XvaInput): Readable {
-  const tar = Readable.from(generate(input), { objectMode: false, highWaterMark: XVA_CHUNK_SIZE });
+  const tar = Readable.from(xvaPieces(input), { objectMode: false, highWaterMark: XVA_CHUNK_SIZE });
   const kind = input.compression ?? 'none';
   if (kind === 'none') return tar;
   const c = compressStream(kind, input.compressOptions);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createVhdStream, VHD_MAX_SIZE } from '../../formats/vhd';
+import { VHD_MAX_SIZE, vhdPieces } from '../../formats/vhd';
 import { XapiFailure } from '../errors';
 import { succeedTask } from '../objects/tasks';
 import type { PoolState } from '../pool';
@@ -67,7 +67,8 @@ export async function handleExportRawVdi(
     let body: AsyncIterable<Buffer>;
     let total: number;
     if (format === 'vhd') {
-      body = createVhdStream(
+      // the pieces as they come: a stream would join (copy) the bitmap and the block it holds
+      body = vhdPieces(
         readAhead({ size, blocks, readBlock }),
         baseRecord
           ? {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompressionKind, CompressOptions } from '../../formats/compression';
-import { createXvaStream, type XvaObject } from '../../formats/xva';
+import { createXvaStream, type XvaInput, type XvaObject, xvaPieces } from '../../formats/xva';
 import { XapiFailure } from '../errors';
 import { succeedTask } from '../objects/tasks';
 import { withVmOperation } from '../objects/vm';
@@ -121,10 +121,8 @@ export async function handleExportXva(
     const compression = compressionOf(t.param('use_compression'));
     await withVmOperation({ pool, session: t.session, taskRef: t.task }, vm, 'export', async () => {
       const { objects, disks } = buildExport(pool, vm);
-      const stream = createXvaStream({
+      const input: XvaInput = {
         objects: objects as XvaObject[],
-        compression,
-        ...(compression === 'none' ? {} : { compressOptions: XAPI_COMPRESSION[compression] }),
         disks: disks.map(({ id, vdi }) => {
           const r = pool.get('VDI', vdi);
           const uuid = String(r.uuid);
@@ -137,13 +135,19 @@ export async function handleExportXva(
             }),
           };
         }),
-      });
+      };
+      // uncompressed, the pieces go to the socket as they come (no stream buffering them together)
+      const stream =
+        compression === 'none'
+          ? xvaPieces(input)
+          : createXvaStream({ ...input, compression, compressOptions: XAPI_COMPRESSION[compression] });
       cancellable(t, () => res.destroy());
       startDownload(t, res, 'application/octet-stream', 'export.xva');
       try {
         await pump(t, res, stream);
       } finally {
-        stream.destroy();
+        // (pump closes a generator itself)
+        if ('destroy' in stream) stream.destroy();
       }
     });
     res.end();
