@@ -7,6 +7,7 @@ import { withVmOperation } from '../objects/vm';
 import { rewriteForExport } from '../objects/xva-records';
 import type { PoolState } from '../pool';
 import { EPOCH, NULL_REF } from '../rpc/values';
+import { zstdToSocket } from './compress-to-socket';
 import { readAhead } from './readahead';
 import { failTaskOrCancel } from './task-outcome';
 import { beginTransfer, cancellable, endTransfer, failTransfer, pump, startDownload } from './transfer';
@@ -136,13 +137,21 @@ export async function handleExportXva(
           };
         }),
       };
+      startDownload(t, res, 'application/octet-stream', 'export.xva');
+      // Faults that act on the bytes sent (a cut after N bytes, a throttle) need them to pass
+      // through here; otherwise zstd writes to the client itself, as on a host.
+      const faulted = pool.faults.cuts.length > 0 || pool.faults.bytesPerSecond > 0;
+      if (compression === 'zstd' && !faulted) {
+        const { level = 3, threads = 1 } = XAPI_COMPRESSION.zstd;
+        await zstdToSocket(t, res, xvaPieces(input), { level, threads });
+        return;
+      }
       // uncompressed, the pieces go to the socket as they come (no stream buffering them together)
       const stream =
         compression === 'none'
           ? xvaPieces(input)
           : createXvaStream({ ...input, compression, compressOptions: XAPI_COMPRESSION[compression] });
       cancellable(t, () => res.destroy());
-      startDownload(t, res, 'application/octet-stream', 'export.xva');
       try {
         await pump(t, res, stream);
       } finally {

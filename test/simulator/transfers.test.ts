@@ -311,6 +311,43 @@ describe('XVA: GET /export and PUT /import', () => {
     },
   );
 
+  it('a zstd export (zstd writing to the socket itself, as on a host) cancelled mid-way: the task is cancelled, the download ends, no zstd is left', async () => {
+    const vm = await vmByName(url, s, 'prod-1');
+    const snap = await rpc(url, 'VM.snapshot', s, vm, 'xva-cancel');
+    const task = await rpc(url, 'task.create', s, 'export to cancel', '');
+    const u = new URL('/export', url);
+    for (const [k, v] of Object.entries({ session_id: s, ref: snap, task_id: task, use_compression: 'zstd' }))
+      u.searchParams.set(k, v);
+    // read the first bytes, then stop reading: the export waits on the client
+    const { res, first } = await new Promise<{ res: import('node:http').IncomingMessage; first: Buffer }>(
+      (resolve, reject) => {
+        request(u, (r) => {
+          r.once('data', (c: Buffer) => {
+            r.pause();
+            resolve({ res: r, first: c });
+          });
+        })
+          .on('error', reject)
+          .end();
+      },
+    );
+    expect(res.statusCode).toBe(200);
+    expect([...first.subarray(0, 4)]).toEqual([0x28, 0xb5, 0x2f, 0xfd]);
+    const ended = new Promise<void>((resolve) => {
+      res.once('close', () => resolve());
+      res.once('error', () => resolve());
+      res.resume();
+    });
+    await rpc(url, 'task.cancel', s, task);
+    await ended;
+    const rec = await waitTask(url, s, task);
+    expect(rec.status).toBe('cancelled');
+    expect(await rpc(url, 'VM.get_current_operations', s, snap)).toEqual({});
+    const { execFileSync } = await import('node:child_process');
+    const children = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'comm='], { encoding: 'utf8' });
+    expect(children.split('\n').filter((c) => c.trim() === 'zstd')).toEqual([]);
+  });
+
   it('refuses to export a running VM (VM_BAD_POWER_STATE) and a chunked import', async () => {
     const vm = await vmByName(url, s, 'prod-1');
     const task = await rpc(url, 'task.create', s, 'export running', '');
