@@ -30,6 +30,8 @@ export interface RunFile {
   date: string;
   commit: string;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+  /** the XCPB_BENCH_* size knobs set for this run (none: every benchmark at its defaults) */
+  env: Record<string, string>;
   benches: BenchRun[];
 }
 
@@ -232,13 +234,18 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  const run: RunFile = { date: date.toISOString(), commit: gitCommit(), machine: machine(), benches };
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (e): e is [string, string] => e[0].startsWith('XCPB_BENCH_') && e[0] !== 'XCPB_BENCH_RESULTS',
+    ),
+  );
+  const run: RunFile = { date: date.toISOString(), commit: gitCommit(), machine: machine(), env, benches };
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(run, null, 2)}\n`);
   console.log(`\n${renderTable(benches)}`);
   const failed = benches.filter((b) => b.status === 'failed');
   console.log(
-    `${benches.length} benchmark(s), ${failed.length} failed${failed.length ? ` (${failed.map((b) => b.name).join(', ')})` : ''}; run written to ${path.relative(process.cwd(), out) || out}`,
+    `${benches.length} benchmark(s), ${failed.length} failed${failed.length ? ` (${failed.map((b) => b.name).join(', ')})` : ''}; run written to ${out.startsWith(process.cwd()) ? path.relative(process.cwd(), out) : out}`,
   );
   return failed.length ? 1 : 0;
 }

@@ -14,8 +14,11 @@ let dir: string;
 
 function runBench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(repoRoot, 'bin/run-bench.mjs'), ...args], (err, stdout, stderr) =>
-      resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(repoRoot, 'bin/run-bench.mjs'), ...args],
+      { env: { ...process.env, XCPB_BENCH_DISK: '7MiB' } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
     );
   });
 }
@@ -60,6 +63,8 @@ describe('npm run bench', () => {
     expect(run.machine.cpus).toBeGreaterThan(0);
     expect(run.machine.memoryGiB).toBeGreaterThan(0);
     expect(run.machine.node).toBe(process.version);
+    // the size knobs of the run are kept with it
+    expect(run.env).toMatchObject({ XCPB_BENCH_DISK: '7MiB' });
     expect(run.benches.map((b) => [b.name, b.status, b.error])).toEqual([
       ['crash', 'failed', 'exit code 1'],
       ['fast', 'ok', undefined],
