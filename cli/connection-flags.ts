@@ -11,7 +11,7 @@ import {
   type TemporalTarget,
 } from '../client/connect';
 import { loadConfigFile } from '../config/load';
-import type { TemporalConnectionConfig } from '../core/config/schema';
+import type { Config, TemporalConnectionConfig } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
 import { findRunningDevServer, stateDir } from '../server/dev-server';
 import { UsageError } from './output';
@@ -73,14 +73,19 @@ export async function clientFromFlags(
   return connectClient(await targetFromFlags(flags, config));
 }
 
-/** The `temporal:` section of a config file named only for it (`xcpb runs --config <file>`). */
-export async function temporalSectionOf(
-  file: string | undefined,
-): Promise<TemporalConnectionConfig | undefined> {
+/** The config file of an optional `--config` (`xcpb runs --config <file>`): its connection, its zones. */
+export async function optionalConfig(file: string | undefined): Promise<Config | undefined> {
   if (!file) return undefined;
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) throw new UsageError(formatProblems(loaded.problems));
-  return loaded.config.temporal;
+  return loaded.config;
+}
+
+/** The `temporal:` section of a config file named only for it. */
+export async function temporalSectionOf(
+  file: string | undefined,
+): Promise<TemporalConnectionConfig | undefined> {
+  return (await optionalConfig(file))?.temporal;
 }
 
 let lastTarget: TemporalTarget | undefined;

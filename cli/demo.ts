@@ -26,6 +26,7 @@ import { bold, dim } from './output';
 import { type Register, run, withExamples } from './program';
 import { exportKind, formatReportTree } from './report-format';
 import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
+import { localZone, zoneInConfig } from './zones';
 
 export const EXAMPLE_CONFIG = path.resolve(import.meta.dirname, '../examples/config.yaml');
 const DEMO_JOB = 'prod-nightly';
@@ -170,7 +171,7 @@ async function runAndShow(client: Client, config: Config, nth: number): Promise<
   say(bold(`run ${nth} of ${DEMO_JOB}: ${handle.workflowId}`));
   const { report } = await followRun(client, handle.workflowId, progressPrinter(process.stdout));
   say(bold(`run ${nth}: ${exportKind(report) ?? 'no'} backup, ${report.status}`));
-  say(formatReportTree(report, terminalStyle));
+  say(formatReportTree(report, terminalStyle, { timeZone: zoneInConfig(config, report) ?? localZone() }));
   return report;
 }
 

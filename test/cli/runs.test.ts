@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { formatInZone } from '../../cli/zones';
 import { getRunReport } from '../../client/backup-client';
 import { runReportOf } from '../../client/run-result';
 import { scheduleWorkflowId } from '../../core/job-input';
@@ -77,15 +78,22 @@ beforeAll(async () => {
         remotes: ['nas'],
         schedules,
       },
-      { id: 'web-only', mode: 'delta', vms: { tags: ['web'] }, remotes: ['nas'], schedules },
+      {
+        id: 'web-only',
+        mode: 'delta',
+        vms: { tags: ['web'] },
+        remotes: ['nas'],
+        schedules: [{ ...schedules[0], timezone: 'Asia/Tokyo' }],
+      },
     ],
   });
   configFile = await stack.writeConfigFile();
 });
 afterAll(() => stack?.close());
 
-const xcpb = (...args: string[]) =>
-  runXcpb(args, { TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: stack.namespace });
+const xcpbIn = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+  runXcpb(args, { TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: stack.namespace, ...env });
+const xcpb = (...args: string[]) => xcpbIn({}, ...args);
 
 async function snapshotsOfRun(runId: string) {
   const all = await stack.pool().control.snapshots();
@@ -198,11 +206,29 @@ describe('xcpb run', () => {
     const table = await xcpb('runs');
     expect(table.stdout).toMatch(/WORKFLOW ID\s+JOB\s+STATUS\s+START\s+DURATION\s+OUTCOME/);
     expect(table.stdout).toContain(workflowId);
+    expect(table.stdout).not.toContain('\u001b['); // no colour in a pipe, nor with NO_COLOR
     expect(table.stdout).not.toContain('/vm:'); // job runs only, not their per-VM children
 
     const shown = await xcpb('runs', 'show', workflowId);
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain(workflowId);
+    // Times in the zone of the run's schedule (web-only's is Asia/Tokyo): from the config given,
+    // else from the Temporal schedule `xcpb apply` made, else this machine's zone.
+    const start = formatInZone(
+      (await stack.client.workflow.getHandle(workflowId).describe()).startTime,
+      'Asia/Tokyo',
+    );
+    expect(start).toMatch(/GMT\+9$/);
+    const withConfig = await xcpb('runs', '--job', 'web-only', '--config', configFile);
+    expect(withConfig.stdout).toContain(start);
+    expect((await xcpb('runs', 'show', workflowId, '--config', configFile)).stdout).toContain(
+      `started ${start}`,
+    );
+    const utc = { TZ: 'UTC' };
+    expect((await xcpbIn(utc, 'runs', '--job', 'web-only')).stdout).not.toContain(start);
+    await applyPlan(stack.client, await planFromConfig(stack.client, stack.config));
+    expect((await xcpbIn(utc, 'runs', '--job', 'web-only')).stdout).toContain(start);
+    expect((await xcpbIn(utc, 'runs', 'show', workflowId)).stdout).toContain(`started ${start}`);
     for (const step of [
       'preflight',
       'snapshot',
