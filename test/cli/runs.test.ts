@@ -85,6 +85,14 @@ beforeAll(async () => {
         remotes: ['nas'],
         schedules: [{ ...schedules[0], timezone: 'Asia/Tokyo' }],
       },
+      {
+        id: 'web-full',
+        mode: 'full',
+        compression: 'none',
+        vms: { tags: ['web'] },
+        remotes: ['nas'],
+        schedules,
+      },
     ],
   });
   configFile = await stack.writeConfigFile();
@@ -268,6 +276,32 @@ describe('runs in flight', () => {
       await stack.pool().control.throttle({ bytesPerSecond: 0 });
     }
     await expectCancelledCleanly(first);
+  });
+
+  it('a full (XVA) export shows a total too, bounded from the disks before the stream starts', async () => {
+    // The simulator sends the XVA a chunk (1 MiB) at a time: ~4 s a chunk, ~20 s in all.
+    await stack.pool().control.throttle({ bytesPerSecond: 256 * 1024 });
+    let workflowId = '';
+    try {
+      const started = await xcpb('run', 'web-full', '--config', configFile, '--no-wait');
+      expect(started.code, started.stderr).toBe(0);
+      workflowId = started.stdout.trim();
+      await eventually(async () => {
+        const json = JSON.parse((await xcpb('runs', 'show', workflowId, '--json')).stdout) as RunReport;
+        const step = json.vms
+          .flatMap((vm) => vm.steps)
+          .find((s) => s.name === 'export' && s.status === 'running');
+        expect(step?.bytes).toBeGreaterThan(0);
+        // web's 8 MiB disk holds 2 blocks of data: more than those, less than the whole disk.
+        expect(step?.total).toBeGreaterThan(2 * 2 * 1024 * 1024);
+        expect(step!.total!).toBeLessThan(8 * 1024 * 1024);
+        expect(step!.bytes!).toBeLessThanOrEqual(step!.total!);
+      }, 20_000);
+    } finally {
+      await stack.pool().control.throttle({ bytesPerSecond: 0 });
+    }
+    const report = await runReportOf(stack.client.workflow.getHandle(workflowId));
+    expect(report.status).toBe('success');
   });
 
   it('refuses a run while a scheduled one is in flight; `temporal workflow cancel` ends it the same way', async () => {
