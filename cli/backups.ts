@@ -1,9 +1,4 @@
-// `xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]`: every VM backup on
-// the remotes (ours and Xen Orchestra's, same layout), with the id `xcpb restore` takes. A broken or
-// partial entry is listed as such with its problems; an unreachable remote is reported, not fatal.
-import { loadConfigFile } from '../config/load';
 import type { Config } from '../core/config/schema';
-import { formatProblems } from '../core/config/validate';
 import { formatBackupId } from '../core/restore-backup-id';
 import { formatBytes } from '../core/words';
 import { resolveInVmDir } from '../remotes/backup-paths';
@@ -11,7 +6,8 @@ import { BackupRepository } from '../remotes/backup-repository';
 import { openRemote } from '../remotes/open-remote';
 import type { BackupEntry } from '../remotes/repository';
 import { registerBackupsDelete } from './backups-delete';
-import { printJson, red, terminalStyle, UsageError } from './output';
+import { configArg, remoteArg } from './inputs';
+import { printJson, red, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
 import { plainStyle, type Style } from './report-format';
 import { formatTable } from './table';
@@ -37,12 +33,7 @@ export async function listBackupRows(
   config: Config,
   filter: { remote?: string; vm?: string } = {},
 ): Promise<{ rows: BackupRow[]; errors: { remoteId: string; error: string }[] }> {
-  const remotes = config.remotes.filter((r) => !filter.remote || r.id === filter.remote);
-  if (filter.remote && remotes.length === 0) {
-    throw new UsageError(
-      `no remote "${filter.remote}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ') || 'none'})`,
-    );
-  }
+  const remotes = filter.remote ? [remoteArg(config, filter.remote)] : config.remotes;
   const rows: BackupRow[] = [];
   const errors: { remoteId: string; error: string }[] = [];
   for (const rc of remotes) {
@@ -141,15 +132,11 @@ export const registerBackups: Register = (program) => {
     'xcpb backups list -c my.yaml --vm db-prod-01 --json',
   ).action(
     run(async (o: { config: string; remote?: string; vm?: string; json?: boolean }) => {
-      const loaded = await loadConfigFile(o.config);
-      if (!loaded.ok) {
-        process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-        return 2;
-      }
-      const { rows, errors } = await listBackupRows(loaded.config, { remote: o.remote, vm: o.vm });
+      const config = await configArg(o.config);
+      const { rows, errors } = await listBackupRows(config, { remote: o.remote, vm: o.vm });
       if (o.json) printJson({ backups: rows, errors });
       else {
-        const zoneOf = (row: BackupRow) => zoneInConfig(loaded.config, row) ?? localZone();
+        const zoneOf = (row: BackupRow) => zoneInConfig(config, row) ?? localZone();
         process.stdout.write(`${formatBackupTable(rows, terminalStyle, zoneOf)}\n`);
         for (const e of errors) process.stderr.write(`${red(`remote ${e.remoteId}: ${e.error}`)}\n`);
       }

@@ -10,11 +10,9 @@ import {
   resolveTarget,
   type TemporalTarget,
 } from '../client/connect';
-import { loadConfigFile } from '../config/load';
 import type { Config, TemporalConnectionConfig } from '../core/config/schema';
-import { formatProblems } from '../core/config/validate';
 import { findRunningDevServer, stateDir } from '../server/dev-server';
-import { UsageError } from './output';
+import { configArg } from './inputs';
 
 export type { ConnectionFlags } from '../client/connect';
 
@@ -75,10 +73,7 @@ export async function clientFromFlags(
 
 /** The config file of an optional `--config` (`xcpb runs --config <file>`): its connection, its zones. */
 export async function optionalConfig(file: string | undefined): Promise<Config | undefined> {
-  if (!file) return undefined;
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok) throw new UsageError(formatProblems(loaded.problems));
-  return loaded.config;
+  return file ? configArg(file) : undefined;
 }
 
 /** The `temporal:` section of a config file named only for it. */

@@ -23,7 +23,7 @@ import { connectWorkers, createWorkerSet } from '../workers/workers';
 import { connectXapi } from '../xapi';
 import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim } from './output';
-import { type Register, run, withExamples } from './program';
+import { type Register, run, untilSignal, withExamples } from './program';
 import { exportKind, formatReportTree } from './report-format';
 import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
 import { localZone, zoneInConfig } from './zones';
@@ -194,16 +194,4 @@ async function writeGuestData(pool: SimPool, report: RunReport): Promise<number>
     blocks += (await pool.control.writeRandomBlocks(vdi, { count: 2, seed: `${vdi}-${Date.now()}` })).length;
   }
   return blocks;
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
 }
