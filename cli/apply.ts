@@ -2,7 +2,6 @@
 // Each schedule records its config's name, so applying one config never touches another's.
 // `xcpb schedules [--json]`: what is scheduled, with the next run times in each schedule's zone.
 import { createInterface } from 'node:readline/promises';
-import pc from 'picocolors';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { applyPlan, listOwnedSchedules, planFromConfig } from '../schedules/apply';
@@ -14,7 +13,7 @@ import {
   temporalSectionOf,
   withConnectionOptions,
 } from './connection-flags';
-import { printJson, terminalStyle } from './output';
+import { dim, orange, printJson, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
 import { formatTable } from './table';
 import { formatInZone } from './zones';
@@ -55,7 +54,7 @@ async function apply(file: string, o: ApplyFlags): Promise<number> {
   try {
     const plan = await planFromConfig(client, loaded.config, { configName, prune: o.prune });
     const others = plan.others.length
-      ? pc.dim(`\n${plan.others.length} schedules of other configs left alone (--prune deletes them)`)
+      ? dim(`\n${plan.others.length} schedules of other configs left alone (--prune deletes them)`)
       : '';
     if (planIsEmpty(plan)) {
       process.stdout.write(
@@ -124,11 +123,11 @@ export const registerSchedules: Register = (program) => {
         }
         const rows = schedules.map((s) => [
           s.scheduleId,
-          s.configName ?? pc.dim('?'),
+          s.configName ?? dim('?'),
           s.paused
-            ? pc.yellow('paused')
+            ? orange('paused')
             : s.nextRunTimes.map((d) => formatInZone(d, s.timezone)).join('\n') || 'none',
-          s.recentRuns.at(-1)?.workflowId ?? pc.dim('never'),
+          s.recentRuns.at(-1)?.workflowId ?? dim('never'),
         ]);
         process.stdout.write(
           `${formatTable(['SCHEDULE', 'CONFIG', 'NEXT RUNS', 'LAST RUN'], rows, terminalStyle)}\n`,

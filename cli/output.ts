@@ -5,11 +5,22 @@ import type { Style } from './report-format';
 
 export class UsageError extends Error {}
 
-export const green = pc.green;
-export const red = pc.red;
-export const orange = pc.yellow;
-export const dim = pc.dim;
-export const bold = pc.bold;
+/**
+ * Colour only on a terminal and without NO_COLOR (FORCE_COLOR forces it). Decided here rather than
+ * by picocolors alone, which also colours any output when a CI variable is set, pipes included.
+ */
+export function colourWanted(stream: { isTTY?: boolean } = process.stdout, env = process.env): boolean {
+  if ('NO_COLOR' in env) return false;
+  if ('FORCE_COLOR' in env) return env.FORCE_COLOR !== '0';
+  return stream.isTTY === true && env.TERM !== 'dumb';
+}
+
+const colours = pc.createColors(colourWanted());
+export const green = colours.green;
+export const red = colours.red;
+export const orange = colours.yellow;
+export const dim = colours.dim;
+export const bold = colours.bold;
 
 /** The colours of a terminal, for the pure formatters (cli/report-format.ts). */
 export const terminalStyle: Style = { green, red, orange, dim, bold };

@@ -36,6 +36,12 @@ describe('remote test', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
+  it('passes with the smallest size too (1 MiB: the ranged read takes half the file)', async () => {
+    const result = await testRemote(createLocalRemote({ id: 'nas', root }), 1);
+    expect(result.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(result.steps).toHaveLength(5);
+  });
+
   it('a full remote fails at the write step with its reason, and leaves nothing', async () => {
     const full = withFaults(createLocalRemote({ id: 'nas', root }), { writeBudgetBytes: 1024 * 1024 });
     const result = await testRemote(full, 4);
