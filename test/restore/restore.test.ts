@@ -292,6 +292,11 @@ describe('full restore', () => {
       const xva = await stat(path.join(stack.remoteDir('nas'), 'xo-vm-backups', box.uuid, metadata.xva));
       const progress = await stack.client.workflow.getHandle(workflowId).query<RestoreProgress>('progress');
       expect(progress.plan?.restoreBytes).toBe(xva.size);
+      // Started with no static summary (as a raw start): its current details say what it did.
+      const ui = await stack.client.workflow
+        .getHandle(workflowId)
+        .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(ui.currentDetails).toBe(`restore nas:${box.uuid}/${ts} → pool lab, SR Spare`);
       expect(result.vdis).toHaveLength(1);
       expect((await bytesOf(result.vdis[0].uuid)).equals(source)).toBe(true);
       const vm = await vmRecord(result.vmUuid);
