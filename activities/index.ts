@@ -1,14 +1,13 @@
 // Every activity of a backup run, built from the worker's dependencies.
 
 import type { SmtpConfig } from '../core/config/schema';
-import { DEFAULT_VM_LOCK_STALE_MS } from '../remotes/vm-lock';
 import type { BackupActivities } from './contract';
 import { createFileRestoreActivities } from './file-restore-activities';
 import type { FileRestoreActivities } from './file-restore-contract';
 import { keepingAlive } from './keep-alive';
 import { createMetadataActivities } from './metadata-activities';
 import type { PoolRegistry } from './pools';
-import { createRemoteActivities } from './remote-activities';
+import { createRemoteActivities, type RemoteActivityOptions } from './remote-activities';
 import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
@@ -20,8 +19,8 @@ import { createVmActivities } from './vm-activities';
 export interface ActivityDeps {
   pools: PoolRegistry;
   remotes: RemoteRegistry;
-  /** How long a VM lock lives without a refresh (DEFAULT_VM_LOCK_STALE_MS; short in tests). */
-  vmLockStaleMs?: number;
+  /** How long a VM lock lives without a refresh (activities/remote-activities.ts). */
+  vmLockStaleMs?: RemoteActivityOptions['vmLockStaleMs'];
   /** the mail server reports go through (config `smtp`) */
   smtp?: SmtpConfig;
   /** How long a remote may take no data before it is dropped from an export (fan-out DEFAULT_STALL_MS). */
@@ -33,7 +32,7 @@ export interface ActivityDeps {
 export function createBackupActivities({
   pools,
   remotes,
-  vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS,
+  vmLockStaleMs,
   smtp,
   transferStallMs,
   onMerge,
@@ -42,7 +41,7 @@ export function createBackupActivities({
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
     ...createTransferActivities(pools, remotes, transferStallMs),
-    ...createRemoteActivities(remotes, vmLockStaleMs, onMerge),
+    ...createRemoteActivities(remotes, { vmLockStaleMs, onMerge }),
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),

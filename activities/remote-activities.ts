@@ -3,7 +3,7 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { BackupRepository } from '../remotes/backup-repository';
-import { VmLockedError, vmLockRefreshMs } from '../remotes/vm-lock';
+import { DEFAULT_VM_LOCK_STALE_MS, VmLockedError, vmLockRefreshMs } from '../remotes/vm-lock';
 import type { BackupActivities, TargetOutcome } from './contract';
 import type { RemoteRegistry } from './transfer-activities';
 
@@ -12,17 +12,24 @@ const KEEPER_HEARTBEAT_MS = 5_000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+export interface RemoteActivityOptions {
+  /**
+   * A run holds its VM lock across activities; a holder silent for longer than this loses it
+   * (DEFAULT_VM_LOCK_STALE_MS; short in tests).
+   */
+  vmLockStaleMs?: number;
+  /** told of each merge done (the worker's metrics) */
+  onMerge?: (remoteId: string, seconds: number) => void;
+}
+
 export function createRemoteActivities(
   remotes: RemoteRegistry,
-  /** A run holds its VM lock across activities; a holder silent for longer than this loses it. */
-  lockStaleAfterMs: number,
-  /** told of each merge done (the worker's metrics) */
-  onMerge: (remoteId: string, seconds: number) => void = () => {},
+  { vmLockStaleMs = DEFAULT_VM_LOCK_STALE_MS, onMerge = () => {} }: RemoteActivityOptions = {},
 ): Pick<
   BackupActivities,
   'prepareRemotes' | 'releaseRemotes' | 'holdVmLocks' | 'remotesMissingBase' | 'applyRemoteRetention'
 > {
-  const lockOptions = { staleAfterMs: lockStaleAfterMs };
+  const lockOptions = { staleAfterMs: vmLockStaleMs };
   return {
     async prepareRemotes({ remoteIds, vmUuid, owner }) {
       return Promise.all(
@@ -59,7 +66,7 @@ export function createRemoteActivities(
 
     async holdVmLocks({ remoteIds, vmUuid, owner }) {
       const ctx = Context.current();
-      const every = vmLockRefreshMs(lockStaleAfterMs);
+      const every = vmLockRefreshMs(vmLockStaleMs);
       let refreshedAt = 0;
       for (;;) {
         if (Date.now() - refreshedAt >= every) {

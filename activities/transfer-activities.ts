@@ -12,6 +12,7 @@ import { DEFAULT_STALL_MS, type FanOutResult, remoteSink, writeToSinks } from '.
 import { type ImportSink, importSink } from './import-sink';
 import type { PoolRegistry } from './pools';
 import { removeReplicaLeftovers } from './sr-writer-activities';
+import { xvaExportTotal } from './xva-size';
 
 export type RemoteRegistry = (remoteId: string) => Remote;
 
@@ -26,7 +27,8 @@ async function heartbeating<T>(
 ): Promise<T> {
   const ctx = Context.current();
   let bytes = 0;
-  let total: number | undefined; // known for a VHD once its header is read: for ETAs
+  // known for a VHD once its header is read, bounded for an XVA (activities/xva-size.ts): for ETAs
+  let total: number | undefined;
   const timer = setInterval(() => ctx.heartbeat({ bytes, total }), everyMs);
   try {
     return await fn(
@@ -142,10 +144,13 @@ export function createTransferActivities(
 
     exportVm: (req) =>
       withXapiFailures(`XVA export of VM ${req.vmUuid}`, () =>
-        heartbeating(async (progress): Promise<TransferResult> => {
+        heartbeating(async (progress, expect): Promise<TransferResult> => {
           const { cancellationSignal } = Context.current();
           const xapi = await pools.client(req.poolId);
           const ref = await xapi.call<string>('VM.get_by_uuid', req.snapshotUuid);
+          // The XVA has no length: the progress total is a bound read alongside, delaying nothing;
+          // without it the bar shows bytes and rate only.
+          xvaExportTotal(xapi, ref).then(expect, () => {});
           const paths = backupPaths(req.vmUuid, req.datetime);
           const { body } = await xapi.getResource(
             '/export',

@@ -2,8 +2,6 @@
 // Each schedule records its config's name, so applying one config never touches another's.
 // `xcpb schedules [--json]`: what is scheduled, with the next run times in each schedule's zone.
 import { createInterface } from 'node:readline/promises';
-import Table from 'cli-table3';
-import pc from 'picocolors';
 import { loadConfigFile } from '../config/load';
 import { formatProblems } from '../core/config/validate';
 import { applyPlan, listOwnedSchedules, planFromConfig } from '../schedules/apply';
@@ -15,8 +13,10 @@ import {
   temporalSectionOf,
   withConnectionOptions,
 } from './connection-flags';
-import { formatInZone, printJson } from './output';
+import { dim, orange, printJson, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
+import { formatTable } from './table';
+import { formatInZone } from './zones';
 
 interface ApplyFlags extends ConnectionFlags {
   dryRun?: boolean;
@@ -54,7 +54,7 @@ async function apply(file: string, o: ApplyFlags): Promise<number> {
   try {
     const plan = await planFromConfig(client, loaded.config, { configName, prune: o.prune });
     const others = plan.others.length
-      ? pc.dim(`\n${plan.others.length} schedules of other configs left alone (--prune deletes them)`)
+      ? dim(`\n${plan.others.length} schedules of other configs left alone (--prune deletes them)`)
       : '';
     if (planIsEmpty(plan)) {
       process.stdout.write(
@@ -121,22 +121,17 @@ export const registerSchedules: Register = (program) => {
           process.stdout.write('no xcpb schedules (run `xcpb apply <config>`)\n');
           return 0;
         }
-        const table = new Table({
-          head: ['schedule', 'config', 'next runs', 'last run'],
-          style: { head: ['bold'] },
-        });
-        for (const s of schedules) {
-          const next = s.paused
-            ? pc.yellow('paused')
-            : s.nextRunTimes.map((d) => formatInZone(d, s.timezone)).join('\n') || 'none';
-          table.push([
-            s.scheduleId,
-            s.configName ?? pc.dim('?'),
-            next,
-            s.recentRuns.at(-1)?.workflowId ?? pc.dim('never'),
-          ]);
-        }
-        process.stdout.write(`${table.toString()}\n`);
+        const rows = schedules.map((s) => [
+          s.scheduleId,
+          s.configName ?? dim('?'),
+          s.paused
+            ? orange('paused')
+            : s.nextRunTimes.map((d) => formatInZone(d, s.timezone)).join('\n') || 'none',
+          s.recentRuns.at(-1)?.workflowId ?? dim('never'),
+        ]);
+        process.stdout.write(
+          `${formatTable(['SCHEDULE', 'CONFIG', 'NEXT RUNS', 'LAST RUN'], rows, terminalStyle)}\n`,
+        );
         return 0;
       } finally {
         await client.connection.close();

@@ -3,12 +3,10 @@
 // lock, so a run of the same VM (or Xen Orchestra) cannot be writing meanwhile.
 import os from 'node:os';
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config/load';
-import { formatProblems } from '../core/config/validate';
-import { parseBackupId } from '../core/restore-backup-id';
 import { BackupRepository } from '../remotes/backup-repository';
 import { openRemote } from '../remotes/open-remote';
-import { printJson, UsageError } from './output';
+import { backupIdArg, configArg, remoteArg } from './inputs';
+import { printJson } from './output';
 import { run, withExamples } from './program';
 
 /** Adds `delete` under the `backups` command. */
@@ -28,22 +26,8 @@ export function registerBackupsDelete(backups: Command): void {
 }
 
 async function deleteBackup(id: string, o: { config: string; json?: boolean }): Promise<number> {
-  let ref: ReturnType<typeof parseBackupId>;
-  try {
-    ref = parseBackupId(id);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const loaded = await loadConfigFile(o.config);
-  if (!loaded.ok) {
-    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-    return 2;
-  }
-  const config = loaded.config.remotes.find((r) => r.id === ref.remoteId);
-  if (!config)
-    throw new UsageError(
-      `no remote "${ref.remoteId}" in the config (remotes: ${loaded.config.remotes.map((r) => r.id).join(', ') || 'none'})`,
-    );
+  const ref = backupIdArg(id);
+  const config = remoteArg(await configArg(o.config), ref.remoteId);
   const repository = new BackupRepository(openRemote(config));
   const done = await repository.deleteBackupByName(ref.vmUuid, ref.basename, {
     owner: `xcpb backups delete on ${os.hostname()} (pid ${process.pid})`,

@@ -1,17 +1,17 @@
-// `xcpb backups list --config <file> [--remote <id>] [--vm <uuid|name>] [--json]`: every VM backup on
-// the remotes (ours and Xen Orchestra's, same layout), with the id `xcpb restore` takes. A broken or
-// partial entry is listed as such with its problems; an unreachable remote is reported, not fatal.
-import { loadConfigFile } from '../config/load';
 import type { Config } from '../core/config/schema';
-import { formatProblems } from '../core/config/validate';
 import { formatBackupId } from '../core/restore-backup-id';
+import { formatBytes } from '../core/words';
 import { resolveInVmDir } from '../remotes/backup-paths';
 import { BackupRepository } from '../remotes/backup-repository';
 import { openRemote } from '../remotes/open-remote';
 import type { BackupEntry } from '../remotes/repository';
 import { registerBackupsDelete } from './backups-delete';
-import { dim, orange, printJson, red, UsageError } from './output';
+import { configArg, remoteArg } from './inputs';
+import { printJson, red, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
+import { plainStyle, type Style } from './report-format';
+import { formatTable } from './table';
+import { formatInZone, localZone, zoneInConfig } from './zones';
 
 export interface BackupRow {
   id: string;
@@ -33,12 +33,7 @@ export async function listBackupRows(
   config: Config,
   filter: { remote?: string; vm?: string } = {},
 ): Promise<{ rows: BackupRow[]; errors: { remoteId: string; error: string }[] }> {
-  const remotes = config.remotes.filter((r) => !filter.remote || r.id === filter.remote);
-  if (filter.remote && remotes.length === 0) {
-    throw new UsageError(
-      `no remote "${filter.remote}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ') || 'none'})`,
-    );
-  }
+  const remotes = filter.remote ? [remoteArg(config, filter.remote)] : config.remotes;
   const rows: BackupRow[] = [];
   const errors: { remoteId: string; error: string }[] = [];
   for (const rc of remotes) {
@@ -83,44 +78,38 @@ export async function listBackupRows(
   return { rows, errors };
 }
 
-function humanSize(bytes?: number): string {
-  if (bytes === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
-
-export function formatBackupTable(rows: BackupRow[]): string {
+/**
+ * The `xcpb backups list` table; each time in its schedule's zone (`zoneOf`), a broken or partial
+ * entry painted, its problems listed under the table.
+ */
+export function formatBackupTable(
+  rows: readonly BackupRow[],
+  style: Style = plainStyle,
+  zoneOf: (row: BackupRow) => string = () => localZone(),
+): string {
   if (rows.length === 0) return 'no backups';
-  const table = rows.map((r) => [
-    r.id,
-    r.vmName || '?',
-    r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-    r.mode,
-    r.jobId ?? '-',
-    humanSize(r.size),
-    r.mode === 'delta' ? String(r.chainLength) : '-',
-    r.status,
-  ]);
-  const head = ['ID', 'VM', 'TIME', 'MODE', 'JOB', 'SIZE', 'CHAIN', 'STATUS'];
-  const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  const out = [line(head)];
-  rows.forEach((r, i) => {
-    const text = line(table[i]);
-    out.push(r.status === 'ok' ? text : r.status === 'broken' ? red(text) : orange(text));
-    for (const p of r.problems) if (r.status !== 'ok') out.push(dim(`    ${p}`));
-  });
-  return out.join('\n');
+  const paint = (r: BackupRow) =>
+    r.status === 'ok' ? (t: string) => t : r.status === 'broken' ? style.red : style.orange;
+  const table = formatTable(
+    ['ID', 'VM', 'TIME', 'MODE', 'JOB', 'SIZE', 'CHAIN', 'STATUS'],
+    rows.map((r) =>
+      [
+        r.id,
+        r.vmName || '?',
+        r.time ? formatInZone(r.time, zoneOf(r)) : '?',
+        r.mode,
+        r.jobId ?? '-',
+        r.size === undefined ? '-' : formatBytes(r.size),
+        r.mode === 'delta' ? String(r.chainLength) : '-',
+        r.status,
+      ].map(paint(r)),
+    ),
+    style,
+  );
+  const problems = rows
+    .filter((r) => r.status !== 'ok' && r.problems.length > 0)
+    .flatMap((r) => [paint(r)(`${r.id} is ${r.status}:`), ...r.problems.map((p) => style.dim(`    ${p}`))]);
+  return [table, ...problems].join('\n');
 }
 
 export const registerBackups: Register = (program) => {
@@ -143,15 +132,12 @@ export const registerBackups: Register = (program) => {
     'xcpb backups list -c my.yaml --vm db-prod-01 --json',
   ).action(
     run(async (o: { config: string; remote?: string; vm?: string; json?: boolean }) => {
-      const loaded = await loadConfigFile(o.config);
-      if (!loaded.ok) {
-        process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-        return 2;
-      }
-      const { rows, errors } = await listBackupRows(loaded.config, { remote: o.remote, vm: o.vm });
+      const config = await configArg(o.config);
+      const { rows, errors } = await listBackupRows(config, { remote: o.remote, vm: o.vm });
       if (o.json) printJson({ backups: rows, errors });
       else {
-        process.stdout.write(`${formatBackupTable(rows)}\n`);
+        const zoneOf = (row: BackupRow) => zoneInConfig(config, row) ?? localZone();
+        process.stdout.write(`${formatBackupTable(rows, terminalStyle, zoneOf)}\n`);
         for (const e of errors) process.stderr.write(`${red(`remote ${e.remoteId}: ${e.error}`)}\n`);
       }
       return errors.length > 0 ? 1 : 0;

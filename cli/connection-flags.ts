@@ -10,11 +10,9 @@ import {
   resolveTarget,
   type TemporalTarget,
 } from '../client/connect';
-import { loadConfigFile } from '../config/load';
-import type { TemporalConnectionConfig } from '../core/config/schema';
-import { formatProblems } from '../core/config/validate';
+import type { Config, TemporalConnectionConfig } from '../core/config/schema';
 import { findRunningDevServer, stateDir } from '../server/dev-server';
-import { UsageError } from './output';
+import { configArg } from './inputs';
 
 export type { ConnectionFlags } from '../client/connect';
 
@@ -73,14 +71,16 @@ export async function clientFromFlags(
   return connectClient(await targetFromFlags(flags, config));
 }
 
-/** The `temporal:` section of a config file named only for it (`xcpb runs --config <file>`). */
+/** The config file of an optional `--config` (`xcpb runs --config <file>`): its connection, its zones. */
+export async function optionalConfig(file: string | undefined): Promise<Config | undefined> {
+  return file ? configArg(file) : undefined;
+}
+
+/** The `temporal:` section of a config file named only for it. */
 export async function temporalSectionOf(
   file: string | undefined,
 ): Promise<TemporalConnectionConfig | undefined> {
-  if (!file) return undefined;
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok) throw new UsageError(formatProblems(loaded.problems));
-  return loaded.config.temporal;
+  return (await optionalConfig(file))?.temporal;
 }
 
 let lastTarget: TemporalTarget | undefined;

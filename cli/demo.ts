@@ -23,9 +23,10 @@ import { connectWorkers, createWorkerSet } from '../workers/workers';
 import { connectXapi } from '../xapi';
 import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
 import { bold, dim } from './output';
-import { type Register, run, withExamples } from './program';
+import { type Register, run, untilSignal, withExamples } from './program';
 import { exportKind, formatReportTree } from './report-format';
 import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
+import { localZone, zoneInConfig } from './zones';
 
 export const EXAMPLE_CONFIG = path.resolve(import.meta.dirname, '../examples/config.yaml');
 const DEMO_JOB = 'prod-nightly';
@@ -170,7 +171,7 @@ async function runAndShow(client: Client, config: Config, nth: number): Promise<
   say(bold(`run ${nth} of ${DEMO_JOB}: ${handle.workflowId}`));
   const { report } = await followRun(client, handle.workflowId, progressPrinter(process.stdout));
   say(bold(`run ${nth}: ${exportKind(report) ?? 'no'} backup, ${report.status}`));
-  say(formatReportTree(report, terminalStyle));
+  say(formatReportTree(report, terminalStyle, { timeZone: zoneInConfig(config, report) ?? localZone() }));
   return report;
 }
 
@@ -193,16 +194,4 @@ async function writeGuestData(pool: SimPool, report: RunReport): Promise<number>
     blocks += (await pool.control.writeRandomBlocks(vdi, { count: 2, seed: `${vdi}-${Date.now()}` })).length;
   }
   return blocks;
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
 }

@@ -5,14 +5,14 @@
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadConfigFile } from '../config/load';
-import { formatProblems } from '../core/config/validate';
-import { type BackupRef, parseBackupId } from '../core/restore-backup-id';
+import type { BackupRef } from '../core/restore-backup-id';
+import { formatBytes } from '../core/words';
 import { archiveFormatOf, measure, writeArchive } from '../formats/archive/file-archive';
 import type { FsEntry } from '../formats/disk/filesystem';
 import { describeBackupDisks, openBackupFiles } from '../remotes/backup-files';
 import { openRemote } from '../remotes/open-remote';
 import type { Remote } from '../remotes/remote';
+import { backupIdArg, configArg, remoteArg } from './inputs';
 import { dim, printJson, red, UsageError } from './output';
 
 export const FILES_USAGE = [
@@ -42,32 +42,9 @@ async function remoteFor(
   id: string,
 ): Promise<{ remote: Remote; ref: BackupRef }> {
   if (!configPath) throw new UsageError(FILES_USAGE);
-  let ref: BackupRef;
-  try {
-    ref = parseBackupId(id);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const loaded = await loadConfigFile(configPath);
-  if (!loaded.ok) throw new UsageError(formatProblems(loaded.problems));
-  const rc = loaded.config.remotes.find((r) => r.id === ref.remoteId);
-  if (!rc) {
-    throw new UsageError(
-      `no remote "${ref.remoteId}" in the config (remotes: ${loaded.config.remotes.map((r) => r.id).join(', ') || 'none'})`,
-    );
-  }
+  const ref = backupIdArg(id);
+  const rc = remoteArg(await configArg(configPath), ref.remoteId);
   return { remote: openRemote({ id: rc.id, url: rc.url }), ref };
-}
-
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
 function modeString(e: FsEntry): string {
@@ -92,7 +69,7 @@ export async function filesCommand(argv: string[]): Promise<number> {
     else {
       for (const d of disks) {
         process.stdout.write(
-          `disk ${d.index}  ${d.name}  ${human(d.size)}${d.scheme ? `  ${d.scheme}` : ''}\n`,
+          `disk ${d.index}  ${d.name}  ${formatBytes(d.size)}${d.scheme ? `  ${d.scheme}` : ''}\n`,
         );
         if (d.problem) process.stdout.write(`  ${red(d.problem)}\n`);
         for (const v of d.volumes) {
@@ -100,7 +77,7 @@ export async function filesCommand(argv: string[]): Promise<number> {
           const name = v.id === '' ? '(whole disk)' : v.id;
           const problem = v.problem ? red(`  ${v.problem}`) : '';
           process.stdout.write(
-            `  ${name.padEnd(14)} ${human(v.size).padStart(10)}  ${what.padEnd(7)} ${v.kind}${v.label ? `  "${v.label}"` : ''}${problem}\n`,
+            `  ${name.padEnd(14)} ${formatBytes(v.size).padStart(10)}  ${what.padEnd(7)} ${v.kind}${v.label ? `  "${v.label}"` : ''}${problem}\n`,
           );
         }
       }
@@ -145,7 +122,9 @@ export async function filesCommand(argv: string[]): Promise<number> {
       last = now;
       const pct = total.bytes ? ` ${((100 * p.bytes) / total.bytes).toFixed(0)}%` : '';
       process.stderr.write(
-        dim(`${human(p.bytes)} of ${human(total.bytes)}${pct}, ${p.files}/${total.files} files\n`),
+        dim(
+          `${formatBytes(p.bytes)} of ${formatBytes(total.bytes)}${pct}, ${p.files}/${total.files} files\n`,
+        ),
       );
     };
     let summary: Awaited<ReturnType<typeof writeArchive>>;
@@ -170,7 +149,7 @@ export async function filesCommand(argv: string[]): Promise<number> {
     if (values.json) printJson({ where: opened.where, output: out, format, ...summary });
     else {
       process.stdout.write(
-        `${out}: ${summary.files} files, ${summary.folders} folders, ${summary.symlinks} symlinks, ${human(summary.bytes)} from ${opened.where}\n`,
+        `${out}: ${summary.files} files, ${summary.folders} folders, ${summary.symlinks} symlinks, ${formatBytes(summary.bytes)} from ${opened.where}\n`,
       );
       if (summary.skipped) process.stdout.write(dim(`${summary.skipped} special files skipped\n`));
     }

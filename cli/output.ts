@@ -1,37 +1,32 @@
 // Small shared helpers of the xcpb commands: usage errors, colour (picocolors: off when stdout is
-// not a terminal or NO_COLOR is set), counts and times as people read them.
+// not a terminal or NO_COLOR is set), counts as people read them (times: cli/zones.ts).
 import pc from 'picocolors';
+import type { Style } from './report-format';
 
 export class UsageError extends Error {}
 
-export const green = pc.green;
-export const red = pc.red;
-export const orange = pc.yellow;
-export const dim = pc.dim;
-export const bold = pc.bold;
+/**
+ * Colour only on a terminal and without NO_COLOR (FORCE_COLOR forces it). Decided here rather than
+ * by picocolors alone, which also colours any output when a CI variable is set, pipes included.
+ */
+export function colourWanted(stream: { isTTY?: boolean } = process.stdout, env = process.env): boolean {
+  if ('NO_COLOR' in env) return false;
+  if ('FORCE_COLOR' in env) return env.FORCE_COLOR !== '0';
+  return stream.isTTY === true && env.TERM !== 'dumb';
+}
+
+const colours = pc.createColors(colourWanted());
+export const green = colours.green;
+export const red = colours.red;
+export const orange = colours.yellow;
+export const dim = colours.dim;
+export const bold = colours.bold;
+
+/** The colours of a terminal, for the pure formatters (cli/report-format.ts). */
+export const terminalStyle: Style = { green, red, orange, dim, bold };
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 export { plural } from '../core/words';
-
-/** A time as it reads in a zone: `2026-11-30 03:00:00 CET`. */
-export function formatInZone(date: Date | number, timeZone = 'UTC'): string {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-GB', {
-      timeZone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-      hourCycle: 'h23',
-      timeZoneName: 'short',
-    })
-      .formatToParts(date)
-      .map((p) => [p.type, p.value]),
-  );
-  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`;
-}

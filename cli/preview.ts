@@ -3,10 +3,9 @@
 // the `selectVms` activity runs, so the preview cannot disagree with a run started now.
 import { createPoolRegistry } from '../activities/pools';
 import { createVmActivities } from '../activities/vm-activities';
-import { loadConfigFile } from '../config/load';
-import { formatProblems } from '../core/config/validate';
 import { findJob } from '../core/job-input';
 import type { SelectionResult } from '../core/vm-selection';
+import { configArg } from './inputs';
 import { bold, dim, orange, plural, printJson, red } from './output';
 import { type Register, run, withExamples } from './program';
 
@@ -27,13 +26,9 @@ export const registerPreview: Register = (program) => {
 };
 
 async function preview(jobId: string, values: { config: string; json?: boolean }): Promise<number> {
-  const loaded = await loadConfigFile(values.config);
-  if (!loaded.ok) {
-    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-    return 2;
-  }
-  const job = findJob(loaded.config, jobId);
-  const pools = createPoolRegistry(loaded.config.pools);
+  const config = await configArg(values.config);
+  const job = findJob(config, jobId);
+  const pools = createPoolRegistry(config.pools);
   try {
     const preview: Preview = await createVmActivities(pools).selectVms({ vms: job.vms });
     if (values.json) printJson(preview);

@@ -79,3 +79,16 @@ export function passThrough(
     );
   return cmd;
 }
+
+/** Resolves on the first SIGINT or SIGTERM: a command that runs until stopped (`sim`, `demo`). */
+export function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}

@@ -1,6 +1,6 @@
 // Progress bars on a terminal (cli-progress): one per VM while a run goes, one for a restore; each
 // with its percentage, rate and ETA once the total is known (a VHD export's total comes with its
-// header; an XVA's is never known, so it shows bytes and rate only).
+// header; an XVA's is a bound read from XAPI as it starts: activities/xva-size.ts).
 import cliProgress from 'cli-progress';
 import type { RunReport, VmReport } from '../core/run-report';
 import { formatBytes } from '../core/words';

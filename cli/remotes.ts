@@ -1,10 +1,7 @@
-// `xcpb remotes test <id> --config <file> [--size MiB] [--json]`: writes, reads back (whole and by
-// range), renames and deletes a test file on a configured remote, with the throughput of each step.
-import { loadConfigFile } from '../config/load';
-import { formatProblems } from '../core/config/validate';
 import { openRemote } from '../remotes/open-remote';
 import { testRemote } from '../remotes/remote-test';
-import { green, printJson, red, UsageError } from './output';
+import { configArg, remoteArg } from './inputs';
+import { green, printJson, red } from './output';
 import { positiveInt, type Register, run, withExamples } from './program';
 
 export const registerRemotes: Register = (program) => {
@@ -28,16 +25,7 @@ export const registerRemotes: Register = (program) => {
 };
 
 async function testCommand(id: string, o: { config: string; size: number; json?: boolean }): Promise<number> {
-  const loaded = await loadConfigFile(o.config);
-  if (!loaded.ok) {
-    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-    return 2;
-  }
-  const config = loaded.config.remotes.find((r) => r.id === id);
-  if (!config)
-    throw new UsageError(
-      `no remote "${id}" in the config (remotes: ${loaded.config.remotes.map((r) => r.id).join(', ') || 'none'})`,
-    );
+  const config = remoteArg(await configArg(o.config), id);
   const result = await testRemote(openRemote(config), o.size);
   if (o.json) printJson(result);
   else {

@@ -13,6 +13,8 @@ import {
 export { vmBytes };
 
 import { formatBytes, plural } from '../core/words';
+import { formatTable } from './table';
+import { formatInZone, localZone } from './zones';
 
 export { formatBytes };
 
@@ -72,13 +74,28 @@ export function exportKind(report: RunReport): 'full' | 'delta' | 'full and delt
 }
 
 /** Bytes a VM's exports read from the pool (each sent once to every target remote). */
-/** The report tree: job → VM → steps, with status, duration, bytes, throughput and errors. */
-export function formatReportTree(report: RunReport, style: Style = plainStyle, now = Date.now()): string {
+export interface TimeOptions {
+  /** what "now" is for a run still going (epoch ms) */
+  now?: number;
+  /** the zone times are printed in (cli/zones.ts: the run's schedule's); default this machine's */
+  timeZone?: string;
+}
+
+/**
+ * The report tree: job → VM → steps, with status, duration, bytes, throughput and errors; the
+ * run's start in `timeZone`.
+ */
+export function formatReportTree(
+  report: RunReport,
+  style: Style = plainStyle,
+  { now = Date.now(), timeZone }: TimeOptions = {},
+): string {
   const lines: string[] = [];
   const schedule = report.scheduleId ? `, schedule ${report.scheduleId}` : '';
   lines.push(
     `${style.bold(report.workflowId)}  job ${report.jobId} (${report.mode}${schedule})  ` +
-      `${paintStatus(report.status, style)}  ${elapsed(report, now)}`,
+      `${paintStatus(report.status, style)}  ${style.dim(`started ${formatInZone(report.start, timeZone)}`)}  ` +
+      elapsed(report, now),
   );
   if (report.reason) lines.push(`  ${style.dim(report.reason)}`);
   for (const vm of report.vms) lines.push(...formatVm(vm, style, now));
@@ -152,32 +169,23 @@ export function formatProgress(report: RunReport, style: Style = plainStyle, now
   });
 }
 
-/** The `xcpb runs` table: workflow id, job, status, start, duration, outcome. */
+/** The `xcpb runs` table: workflow id, job, status, start (in its schedule's zone), duration, outcome. */
 export function formatRunsTable(
   runs: readonly RunSummary[],
   style: Style = plainStyle,
-  now = Date.now(),
+  {
+    now = Date.now(),
+    zoneOf = () => localZone(),
+  }: { now?: number; zoneOf?: (run: RunSummary) => string } = {},
 ): string {
   if (runs.length === 0) return 'no runs';
   const rows = runs.map((r) => [
     r.workflowId,
     r.jobId ?? '?',
     r.temporalStatus.toLowerCase(),
-    r.start.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    formatInZone(r.start, zoneOf(r)),
     formatDuration((r.end?.getTime() ?? now) - r.start.getTime()),
-    r.outcome ?? (r.temporalStatus === 'RUNNING' ? '' : '-'),
+    paintStatus(r.outcome ?? (r.temporalStatus === 'RUNNING' ? '' : '-'), style),
   ]);
-  const header = ['WORKFLOW ID', 'JOB', 'STATUS', 'START', 'DURATION', 'OUTCOME'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[], paint = (_i: number, c: string) => c) =>
-    cells
-      .map((c, i) => paint(i, c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [
-    style.dim(line(header)),
-    ...rows.map((row) =>
-      line(row, (i, c) => (i === 5 ? paintStatus(c.trim(), style) + c.slice(c.trim().length) : c)),
-    ),
-  ].join('\n');
+  return formatTable(['WORKFLOW ID', 'JOB', 'STATUS', 'START', 'DURATION', 'OUTCOME'], rows, style);
 }

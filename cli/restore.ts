@@ -5,14 +5,13 @@ import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { innermostMessage } from '../client/backup-client';
 import { getRestoreState } from '../client/restore-progress';
 import { restoreOutcomeOf } from '../client/run-result';
-import { loadConfigFile } from '../config/load';
-import { formatProblems } from '../core/config/validate';
-import { formatBackupId, parseBackupId } from '../core/restore-backup-id';
+import { formatBackupId } from '../core/restore-backup-id';
 import { MAIN_QUEUE } from '../core/task-queues';
 import { restoreSummary } from '../core/ui-text';
 import { openRemote } from '../remotes/open-remote';
 import { listVmBackups } from '../remotes/repository';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
+import { backupIdArg, configArg, remoteArg } from './inputs';
 import { bold, dim, green, printJson, red, UsageError } from './output';
 import { type Register, run, withExamples } from './program';
 import { ProgressBars } from './progress-bars';
@@ -46,27 +45,13 @@ interface RestoreFlags extends ConnectionFlags {
 }
 
 async function restore(backupId: string, values: RestoreFlags): Promise<number> {
-  let backup: ReturnType<typeof parseBackupId>;
-  try {
-    backup = parseBackupId(backupId);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const loaded = await loadConfigFile(values.config);
-  if (!loaded.ok) {
-    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
-    return 2;
-  }
-  const { config } = loaded;
+  const backup = backupIdArg(backupId);
+  const config = await configArg(values.config);
   if (!config.pools.some((p) => p.id === values.pool))
     throw new UsageError(
       `no pool "${values.pool}" in the config (pools: ${config.pools.map((p) => p.id).join(', ')})`,
     );
-  const remoteConfig = config.remotes.find((r) => r.id === backup.remoteId);
-  if (!remoteConfig)
-    throw new UsageError(
-      `no remote "${backup.remoteId}" in the config (remotes: ${config.remotes.map((r) => r.id).join(', ')})`,
-    );
+  const remoteConfig = remoteArg(config, backup.remoteId);
   // A well-formed id of no backup is refused here, before any workflow starts.
   const known = await listVmBackups(openRemote(remoteConfig), backup.vmUuid);
   if (!known.some((b) => b.basename === backup.basename)) {

@@ -3,17 +3,19 @@
 import type { Client } from '@temporalio/client';
 import { getRunState, RunInFlightError, type RunState, startBackupJob } from '../client/backup-client';
 import { loadConfigFile } from '../config/load';
+import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
 import type { RunReport } from '../core/run-report';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
-import { bold, dim, green, orange, printJson, red } from './output';
+import { printJson, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
 import { ProgressBars, runProgressItems } from './progress-bars';
-import { formatProgress, formatReportTree, plainStyle, type Style } from './report-format';
+import { formatProgress, formatReportTree, plainStyle } from './report-format';
+import { zonesOf } from './zones';
 
 const POLL_MS = 1_000;
 
-export const terminalStyle: Style = { green, red, orange, dim, bold };
+export { terminalStyle } from './output';
 
 interface RunFlags extends ConnectionFlags {
   config: string;
@@ -64,7 +66,7 @@ async function runJob(jobId: string, o: RunFlags): Promise<number> {
       return 0;
     }
     process.stderr.write(`started ${workflowId}\n`);
-    return await followAndPrint(client, workflowId, { json: o.json });
+    return await followAndPrint(client, workflowId, { json: o.json, config: loaded.config });
   } finally {
     await client.connection.close();
   }
@@ -77,7 +79,7 @@ async function runJob(jobId: string, o: RunFlags): Promise<number> {
 export async function followAndPrint(
   client: Client,
   workflowId: string,
-  o: { json?: boolean },
+  o: { json?: boolean; config?: Config },
 ): Promise<number> {
   process.once('SIGINT', () => {
     process.stderr.write(
@@ -97,7 +99,10 @@ export async function followAndPrint(
     }
   } else ({ report } = await followRun(client, workflowId, progressPrinter(process.stderr)));
   if (o.json) printJson(report);
-  else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
+  else {
+    const zoneOf = await zonesOf([report], { config: o.config, client });
+    process.stdout.write(`${formatReportTree(report, terminalStyle, { timeZone: zoneOf(report) })}\n`);
+  }
   return runFailed(report) ? 1 : 0;
 }
 

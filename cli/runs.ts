@@ -6,13 +6,15 @@ import { cancelRun, getRunReport, getRunState, listRuns } from '../client/backup
 import {
   type ConnectionAndConfigFlags,
   clientFromFlags,
+  optionalConfig,
   temporalSectionOf,
   withConnectionOptions,
 } from './connection-flags';
-import { printJson } from './output';
+import { printJson, terminalStyle } from './output';
 import { positiveInt, type Register, run, withExamples } from './program';
 import { formatReportTree, formatRunsTable } from './report-format';
-import { followAndPrint, terminalStyle } from './run';
+import { followAndPrint } from './run';
+import { zonesOf } from './zones';
 
 export const registerRuns: Register = (program) => {
   const runs = withExamples(
@@ -30,11 +32,15 @@ export const registerRuns: Register = (program) => {
     'xcpb runs show xcpb:prod-nightly:manual-2026-01-15T02:00:00.000Z',
   ).action(
     run(async (o: ConnectionAndConfigFlags & { job?: string; limit: number; json?: boolean }) => {
-      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+      const config = await optionalConfig(o.config);
+      const client = await clientFromFlags(o, config?.temporal);
       try {
         const list = await listRuns(client, { jobId: o.job, limit: o.limit });
         if (o.json) printJson(list);
-        else process.stdout.write(`${formatRunsTable(list, terminalStyle)}\n`);
+        else {
+          const zoneOf = await zonesOf(list, { config, client });
+          process.stdout.write(`${formatRunsTable(list, terminalStyle, { zoneOf })}\n`);
+        }
         return 0;
       } finally {
         await client.connection.close();
@@ -56,12 +62,16 @@ export const registerRuns: Register = (program) => {
     'xcpb runs show <workflowId> --json | jq .vms[].status',
   ).action(
     run(async (workflowId: string, o: ConnectionAndConfigFlags & { json?: boolean; follow?: boolean }) => {
-      const client = await clientFromFlags(o, await temporalSectionOf(o.config));
+      const config = await optionalConfig(o.config);
+      const client = await clientFromFlags(o, config?.temporal);
       try {
-        if (o.follow) return await followAndPrint(client, workflowId, { json: o.json });
+        if (o.follow) return await followAndPrint(client, workflowId, { json: o.json, config });
         const report = await getRunReport(client, workflowId, { liveBytes: true });
         if (o.json) printJson(report);
-        else process.stdout.write(`${formatReportTree(report, terminalStyle)}\n`);
+        else {
+          const zoneOf = await zonesOf([report], { config, client });
+          process.stdout.write(`${formatReportTree(report, terminalStyle, { timeZone: zoneOf(report) })}\n`);
+        }
         return 0;
       } finally {
         await client.connection.close();

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startSimulator } from '../simulator/index';
-import { passThrough, type Register } from './program';
+import { passThrough, type Register, untilSignal } from './program';
 
 export interface SimCliIo {
   out(text: string): void;
@@ -18,18 +18,6 @@ const USAGE = `usage: xcpb sim --scenario <file|demo> [--port N] [--data-dir DIR
   --port       port of the first pool, the next pools on the following ports (default: free ports)
   --data-dir   keep state and disks there, across restarts (default: a temporary folder)
 `;
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
-}
 
 /** `xcpb sim`: starts the scenario's pools, prints their URLs, runs until SIGINT/SIGTERM (or `stop`). */
 export async function simCommand(

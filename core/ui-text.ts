@@ -57,6 +57,14 @@ export function healthCheckSummary(backupId: string, sr: string): string {
   return `health check of ${backupId} on SR ${sr}`;
 }
 
+/**
+ * The run's current details until its first VM starts (and for good when none matches): what the
+ * static summary and details say, which a start by hand (`temporal workflow start`) may lack.
+ */
+export function runStartDetails(input: Parameters<typeof runDetails>[0]): string {
+  return [`**${runSummary(input.job, input.scheduleId)}**`, runDetails(input)].join('\n\n');
+}
+
 /** The run's progress, as its current details: VMs done / failed / running, bytes. */
 export function runProgress(vms: readonly { status: string }[], bytes: number): string {
   const count = (st: string) => vms.filter((v) => v.status === st).length;

@@ -64,26 +64,30 @@ class LocalRemote implements Remote {
     if (error instanceof RemoteError) throw error;
     const errno = (error as NodeJS.ErrnoException)?.code ?? 'EIO';
     if (errno === 'ENOENT' || errno === 'ENOTDIR') {
-      const rootAlive = await stat(this.root).then(
-        (s) => s.isDirectory(),
-        () => false,
-      );
-      if (!rootAlive) {
-        throw new RemoteError(this.id, rel, 'UNAVAILABLE', `${op}: remote root ${this.root} is missing`, {
-          cause: error,
-        });
+      const problem = await this.rootProblem();
+      if (problem) {
+        throw new RemoteError(this.id, rel, 'UNAVAILABLE', `${op}: ${problem}`, { cause: error });
       }
     }
     const code = (KNOWN_CODES.has(errno) ? errno : 'EIO') as RemoteErrorCode;
     throw new RemoteError(this.id, rel, code, `${op} failed: ${errno}`, { cause: error });
   }
 
+  /** What is wrong with the root folder, in words; undefined when it is a folder. */
+  private async rootProblem(): Promise<string | undefined> {
+    try {
+      const s = await stat(this.root);
+      if (s.isDirectory()) return undefined;
+      return `remote root ${this.root} is a file, not a folder`;
+    } catch {
+      return `remote root ${this.root} is missing`;
+    }
+  }
+
   /** Writes create parent directories: never let that recreate a vanished root. */
   private async assertRootAlive(rel: string): Promise<void> {
-    try {
-      if ((await stat(this.root)).isDirectory()) return;
-    } catch {}
-    throw new RemoteError(this.id, rel, 'UNAVAILABLE', `remote root ${this.root} is missing`);
+    const problem = await this.rootProblem();
+    if (problem) throw new RemoteError(this.id, rel, 'UNAVAILABLE', problem);
   }
 
   private async guard<T>(op: string, rel: string, body: () => Promise<T>): Promise<T> {

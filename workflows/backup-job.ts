@@ -20,7 +20,7 @@ import { type RunReport, runOutcome, type VmReport, vmBytes } from '../core/run-
 import { keywordListIfItFits, SA } from '../core/search-attributes';
 import { BackupJobInputSchema, type BackupJobStartInput, parseStartInput } from '../core/start-contract';
 import { MAIN_QUEUE } from '../core/task-queues';
-import { runProgress, vmDetails, vmSummary } from '../core/ui-text';
+import { runProgress, runStartDetails, vmDetails, vmSummary } from '../core/ui-text';
 import type { SelectedVm } from '../core/vm-selection';
 import { backupVm } from './backup-vm';
 import { takeJobSlot } from './job-guard';
@@ -49,6 +49,8 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunReport> 
     { key: SA.mode, value: job.mode },
     ...(input.scheduleId ? [{ key: SA.scheduleId, value: input.scheduleId }] : []),
   ]);
+  // From the first moment, for every start: a raw `temporal workflow start` carries no static summary.
+  setCurrentDetails(runStartDetails(input));
 
   const slot = await takeJobSlot(job.id);
   if ('heldBy' in slot) {

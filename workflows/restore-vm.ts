@@ -10,6 +10,7 @@ import {
   defineQuery,
   isCancellation,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -25,6 +26,7 @@ import type { RestorePurpose } from '../core/restore-naming';
 import type { ErrorInfo } from '../core/run-report';
 import { parseStartInput, RestoreInputSchema, type RestoreStartInput } from '../core/start-contract';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
+import { restoreSummary } from '../core/ui-text';
 import { errorInfo } from './report';
 
 export const RESTORE_VM_WORKFLOW = 'restoreVm';
@@ -183,6 +185,8 @@ export async function restoreVm(start: RestoreVmInput): Promise<RestoreVmResult>
   const input = parseStartInput(RESTORE_VM_WORKFLOW, RestoreInputSchema, start);
   const progress: RestoreProgress = { phase: 'inspect', backupId: input.backupId };
   setHandler(restoreProgressQuery, () => progress);
+  // What it restores where, in the Web UI even for a start that gave no static summary.
+  setCurrentDetails(restoreSummary(input.backupId, input.poolId, input.sr));
   try {
     const result = await restoreBackup(
       { ...input, restoreId: workflowInfo().workflowId, purpose: 'restore' },

@@ -5,7 +5,9 @@
 // Compressed and encrypted files are refused by name.
 import { Readable } from 'node:stream';
 import type { BlockDevice } from './device';
-import { type FileSystemReader, type FsEntry, FsError, pageOf, pathSegments } from './filesystem';
+import type { FileSystemReader, FsEntry } from './filesystem';
+import { FsError } from './filesystem';
+import { chunkedReadable, treeReader } from './tree-reader';
 
 const AT = {
   STANDARD_INFORMATION: 0x10,
@@ -315,28 +317,6 @@ export async function openNtfs(dev: BlockDevice): Promise<FileSystemReader> {
     return { ...base, type: 'file', size: data?.size ?? 0, mode: 0o100644 };
   };
 
-  const resolve = async (path: string): Promise<FsEntry & { ref: number }> => {
-    let cur: FsEntry & { ref: number } = {
-      name: '',
-      ref: ROOT,
-      type: 'directory',
-      size: 0,
-      mode: 0o40755,
-      id: `mft:${ROOT}`,
-    };
-    let at = '';
-    for (const s of pathSegments(path)) {
-      if (cur.type !== 'directory') throw new FsError('NOT_A_DIRECTORY', `${at || '/'}: not a folder`);
-      const children = await listDir(cur.ref, at || '/');
-      at += `/${s}`;
-      const found =
-        children.find((c) => c.name === s) ?? children.find((c) => c.name.toLowerCase() === s.toLowerCase());
-      if (!found) throw new FsError('NOT_FOUND', `${at}: no such file or folder`);
-      cur = await entryOf(found.ref, found.name, at);
-    }
-    return cur;
-  };
-  const pub = ({ ref: _r, ...e }: FsEntry & { ref: number }): FsEntry => e;
   const volName = (await record(3, '$Volume').catch(() => undefined))?.attrs.find(
     (a) => a.type === 0x60,
   )?.resident;
@@ -344,48 +324,41 @@ export async function openNtfs(dev: BlockDevice): Promise<FileSystemReader> {
   return {
     type: 'ntfs',
     ...(volName?.length ? { label: volName.toString('utf16le') } : {}),
-    async list(dir, page) {
-      const d = await resolve(dir);
-      const where = `/${pathSegments(dir).join('/')}`;
-      if (d.type !== 'directory') throw new FsError('NOT_A_DIRECTORY', `${where}: not a folder`);
-      const children = await listDir(d.ref, where);
-      const entries: FsEntry[] = [];
-      for (const c of pageOf(children, page))
-        entries.push(pub(await entryOf(c.ref, c.name, `${where === '/' ? '' : where}/${c.name}`)));
-      return { entries, total: children.length };
-    },
-    stat: async (p) => pub(await resolve(p)),
-    async openRead(p) {
-      const where = `/${pathSegments(p).join('/')}`;
-      const e = await resolve(p);
-      if (e.type !== 'file') throw new FsError('NOT_A_FILE', `${where}: not a regular file`);
-      const data = attrRuns((await record(e.ref, where)).attrs, AT.DATA, '');
-      if (!data) return Readable.from([]);
-      if (data.flags & 0x0001)
-        throw new FsError('UNSUPPORTED', `${where}: NTFS-compressed files are not supported`);
-      if (data.flags & 0x4000)
-        throw new FsError('UNSUPPORTED', `${where}: encrypted (EFS) files are not supported`);
-      if (data.resident) return Readable.from([Buffer.from(data.resident)]);
-      const runs = data.runs!;
-      let pos = 0;
-      const size = data.size;
-      const init = Math.min(data.init ?? size, size);
-      return new Readable({
-        async read() {
-          try {
-            if (pos >= size) return void this.push(null);
-            const n = Math.min(4 * 1024 * 1024, size - pos);
-            // bytes past the initialized size read as zeros
-            const real = Math.max(0, Math.min(n, init - pos));
-            const buf = real > 0 ? await readRuns(runs, pos, real, where) : Buffer.alloc(0);
-            pos += n;
-            this.push(real === n ? buf : Buffer.concat([buf, Buffer.alloc(n - real)]));
-          } catch (err) {
-            this.destroy(err as Error);
-          }
-        },
-      });
-    },
+    ...treeReader({
+      root: async (): Promise<FsEntry & { ref: number }> => ({
+        name: '',
+        ref: ROOT,
+        type: 'directory',
+        size: 0,
+        mode: 0o40755,
+        id: `mft:${ROOT}`,
+      }),
+      children: (dir, where) => listDir(dir.ref, where),
+      entryOf: (child, path) => entryOf(child.ref, child.name, path),
+      // Windows names are case-insensitive: an exact match first, else one of another case.
+      find: (children, name) =>
+        children.find((c) => c.name === name) ??
+        children.find((c) => c.name.toLowerCase() === name.toLowerCase()),
+      publicEntry: ({ ref: _r, ...e }) => e,
+      async open(file, where) {
+        const data = attrRuns((await record(file.ref, where)).attrs, AT.DATA, '');
+        if (!data) return Readable.from([]);
+        if (data.flags & 0x0001)
+          throw new FsError('UNSUPPORTED', `${where}: NTFS-compressed files are not supported`);
+        if (data.flags & 0x4000)
+          throw new FsError('UNSUPPORTED', `${where}: encrypted (EFS) files are not supported`);
+        if (data.resident) return Readable.from([Buffer.from(data.resident)]);
+        const runs = data.runs!;
+        const size = data.size;
+        const init = Math.min(data.init ?? size, size);
+        return chunkedReadable(size, async (pos, n) => {
+          // bytes past the initialized size read as zeros
+          const real = Math.max(0, Math.min(n, init - pos));
+          const buf = real > 0 ? await readRuns(runs, pos, real, where) : Buffer.alloc(0);
+          return real === n ? buf : Buffer.concat([buf, Buffer.alloc(n - real)]);
+        });
+      },
+    }),
     close: async () => {},
   };
 }

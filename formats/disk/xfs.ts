@@ -4,7 +4,8 @@
 // blocks. Unwritten extents and holes read as zeros. Read-only; the log is not replayed.
 import { Readable } from 'node:stream';
 import type { BlockDevice } from './device';
-import { type FileSystemReader, type FsEntry, FsError, pageOf, pathSegments } from './filesystem';
+import { type FileSystemReader, type FsEntry, FsError } from './filesystem';
+import { chunkedReadable, treeReader } from './tree-reader';
 
 const corrupt = (m: string) => new FsError('CORRUPT', m);
 const DIR_LEAF_OFFSET = 32 * 1024 * 1024 * 1024; // directory data blocks live below 32 GiB
@@ -249,56 +250,21 @@ export async function openXfs(dev: BlockDevice): Promise<FileSystemReader> {
     return e;
   };
 
-  const resolve = async (path: string) => {
-    let cur = await entryOf(rootIno, '', '/');
-    let at = '';
-    for (const s of pathSegments(path)) {
-      if (cur.type !== 'directory') throw new FsError('NOT_A_DIRECTORY', `${at || '/'}: not a folder`);
-      const children = await listDir(cur.inode, at || '/');
-      at += `/${s}`;
-      const found = children.find((c) => c.name === s);
-      if (!found) throw new FsError('NOT_FOUND', `${at}: no such file or folder`);
-      cur = await entryOf(found.ino, s, at);
-    }
-    return cur;
-  };
-  const pub = ({ inode: _i, ...e }: FsEntry & { inode: Inode }): FsEntry => e;
-
   return {
     type: 'xfs',
     ...(label ? { label } : {}),
-    async list(dir, page) {
-      const d = await resolve(dir);
-      const where = `/${pathSegments(dir).join('/')}`;
-      if (d.type !== 'directory') throw new FsError('NOT_A_DIRECTORY', `${where}: not a folder`);
-      const children = await listDir(d.inode, where);
-      const entries: FsEntry[] = [];
-      for (const c of pageOf(children, page))
-        entries.push(pub(await entryOf(c.ino, c.name, `${where === '/' ? '' : where}/${c.name}`)));
-      return { entries, total: children.length };
-    },
-    stat: async (p) => pub(await resolve(p)),
-    async openRead(p) {
-      const where = `/${pathSegments(p).join('/')}`;
-      const e = await resolve(p);
-      if (e.type !== 'file') throw new FsError('NOT_A_FILE', `${where}: not a regular file`);
-      if (e.inode.format === 1) return Readable.from([Buffer.from(e.inode.fork.subarray(0, e.size))]);
-      const exts = await extents(e.inode, where);
-      let pos = 0;
-      return new Readable({
-        async read() {
-          try {
-            if (pos >= e.size) return void this.push(null);
-            const n = Math.min(4 * 1024 * 1024, e.size - pos);
-            const buf = await readExtents(exts, pos, n);
-            pos += n;
-            this.push(buf);
-          } catch (err) {
-            this.destroy(err as Error);
-          }
-        },
-      });
-    },
+    ...treeReader({
+      root: () => entryOf(rootIno, '', '/'),
+      children: (dir, where) => listDir(dir.inode, where),
+      entryOf: (child, path) => entryOf(child.ino, child.name, path),
+      publicEntry: ({ inode: _i, ...e }) => e,
+      async open(file, where) {
+        if (file.inode.format === 1)
+          return Readable.from([Buffer.from(file.inode.fork.subarray(0, file.size))]);
+        const exts = await extents(file.inode, where);
+        return chunkedReadable(file.size, (pos, n) => readExtents(exts, pos, n));
+      },
+    }),
     close: async () => {},
   };
 }

@@ -10,6 +10,7 @@ export {
   type XvaVersion,
 } from './ova-xml';
 export { readXva, type XvaItem } from './reader';
+export { type XvaDiskSize, xvaSizeBound } from './size';
 export { TAR_END, tarHeader } from './tar';
 export {
   chunkName,

@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 /** `temporal workflow start --type backupJob --task-queue xcpb --input '…'`, as in the README. */
-async function temporalStart(workflowId: string, input: string): Promise<void> {
+async function temporalStart(workflowId: string, input: string, ...more: string[]): Promise<void> {
   const r = await temporalCli([
     'workflow',
     'start',
@@ -33,6 +33,7 @@ async function temporalStart(workflowId: string, input: string): Promise<void> {
     stack.namespace,
     '--input',
     input,
+    ...more,
   ]);
   expect(r.code, r.stderr).toBe(0);
 }
@@ -86,6 +87,34 @@ describe('backupJob started by the temporal CLI', () => {
         'delete old snapshots of db-prod-01',
       ]),
     );
+  });
+
+  it('a raw start shows what it is from the first moment; --static-summary/--static-details as the README has them', async () => {
+    // The VM selection held back, so the run is seen before any VM starts.
+    await stack.pool().control.delay('VM.get_all_records', 6_000);
+    const workflowId = `xcpb:x:raw-${Date.now()}`;
+    try {
+      await temporalStart(
+        workflowId,
+        '{"job":{"id":"x","mode":"delta","vms":{"pools":["demo"],"tags":["web"]},"remotes":["local"]}}',
+        '--static-summary',
+        'backup job x · delta · by hand',
+        '--static-details',
+        'started with the temporal CLI',
+      );
+      const handle = stack.client.workflow.getHandle(workflowId);
+      const early = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(early.currentDetails).toMatch(/^\*\*backup job x · delta · manual\*\*\n\n\*\*Job\*\* x/);
+      expect(early.currentDetails).toContain('**Selection** pools demo, tags web');
+      const description = await handle.describe();
+      expect(await description.staticSummary()).toBe('backup job x · delta · by hand');
+      expect(await description.staticDetails()).toBe('started with the temporal CLI');
+      expect((await runReportOf(handle)).vms.map((v) => v.vmName)).toEqual(['web-prod-01']);
+      const done = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(done.currentDetails).toMatch(/^\*\*1\/1 VM done\*\* · 1 succeeded/);
+    } finally {
+      await stack.pool().control.delay('VM.get_all_records', 0);
+    }
   });
 
   it('"mode":"fulll" fails at once naming job.mode, and no activity runs', async () => {

@@ -86,8 +86,9 @@ const tagged: Style = {
 
 describe('formatReportTree', () => {
   it('prints job → VM → steps with durations, bytes, throughput, details and XAPI errors', () => {
-    expect(formatReportTree(report).split('\n')).toEqual([
-      'xcpb:nightly:manual-2026-11-26T03:00:00.000Z  job nightly (delta, schedule daily)  failure  1m 05s',
+    expect(formatReportTree(report, plainStyle, { timeZone: 'UTC' }).split('\n')).toEqual([
+      'xcpb:nightly:manual-2026-11-26T03:00:00.000Z  job nightly (delta, schedule daily)  failure  ' +
+        'started 2026-11-26 03:00:00 UTC  1m 05s',
       '  ✓ web uuid-web on lab  success  10.0 s  40.0 MiB',
       '      snapshot                success  500 ms  snapshot s1',
       '      export vdi-1            success  2.0 s  40.0 MiB  20.0 MiB/s  delta from 20261125T030000Z',
@@ -109,7 +110,18 @@ describe('formatReportTree', () => {
 
   it('shows a running run with the time so far', () => {
     const running: RunReport = { ...report, status: 'running', end: undefined, vms: [] };
-    expect(formatReportTree(running, plainStyle, t0 + 3_000)).toMatch(/running {2}3\.0 s/);
+    expect(formatReportTree(running, plainStyle, { now: t0 + 3_000 })).toMatch(
+      /running {2}started .* {2}3\.0 s/,
+    );
+  });
+
+  it("prints the run's start in the zone it is given (its schedule's)", () => {
+    expect(formatReportTree(report, plainStyle, { timeZone: 'Europe/Paris' })).toContain(
+      'started 2026-11-26 04:00:00 CET',
+    );
+    expect(formatReportTree(report, plainStyle, { timeZone: 'America/New_York' })).toContain(
+      'started 2026-11-25 22:00:00 GMT-5',
+    );
   });
 });
 
@@ -163,7 +175,7 @@ describe('units', () => {
 });
 
 describe('formatRunsTable', () => {
-  it('aligns id, job, status, start, duration and outcome', () => {
+  it("a table of id, job, status, start in each run's zone, duration and outcome", () => {
     const runs: RunSummary[] = [
       {
         workflowId: 'xcpb:nightly:manual-x',
@@ -182,10 +194,11 @@ describe('formatRunsTable', () => {
         start: new Date(t0),
       },
     ];
-    expect(formatRunsTable(runs, plainStyle, t0 + 5_000).split('\n')).toEqual([
-      'WORKFLOW ID            JOB      STATUS     START                 DURATION  OUTCOME',
-      'xcpb:nightly:manual-x  nightly  completed  2026-11-26T03:00:00Z  1m 30s    success',
-      'xcpb:web:daily-y       web      running    2026-11-26T03:00:00Z  5.0 s',
+    const zoneOf = (r: RunSummary) => (r.jobId === 'web' ? 'Asia/Tokyo' : 'UTC');
+    expect(formatRunsTable(runs, plainStyle, { now: t0 + 5_000, zoneOf }).split('\n')).toEqual([
+      'WORKFLOW ID            JOB      STATUS     START                      DURATION  OUTCOME',
+      'xcpb:nightly:manual-x  nightly  completed  2026-11-26 03:00:00 UTC    1m 30s    success',
+      'xcpb:web:daily-y       web      running    2026-11-26 12:00:00 GMT+9  5.0 s',
     ]);
     expect(formatRunsTable([])).toBe('no runs');
   });

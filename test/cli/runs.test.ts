@@ -6,11 +6,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { formatInZone } from '../../cli/zones';
 import { getRunReport } from '../../client/backup-client';
 import { runReportOf } from '../../client/run-result';
 import { scheduleWorkflowId } from '../../core/job-input';
 import type { RunReport } from '../../core/run-report';
 import { XCPB_KEYS } from '../../core/xo-keys';
+import { xvaSizeBound } from '../../formats/xva';
 import { applyPlan, planFromConfig } from '../../schedules/apply';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { repoRoot, runXcpb } from '../helpers/cli';
@@ -18,6 +20,7 @@ import { eventually } from '../helpers/eventually';
 import { temporalAddress } from '../helpers/temporal';
 
 const exec = promisify(execFile);
+const MiB = 1024 * 1024;
 const random = (seed: number, blocks: number) => ({ type: 'random' as const, seed, blocks });
 
 const scenario = {
@@ -77,15 +80,30 @@ beforeAll(async () => {
         remotes: ['nas'],
         schedules,
       },
-      { id: 'web-only', mode: 'delta', vms: { tags: ['web'] }, remotes: ['nas'], schedules },
+      {
+        id: 'web-only',
+        mode: 'delta',
+        vms: { tags: ['web'] },
+        remotes: ['nas'],
+        schedules: [{ ...schedules[0], timezone: 'Asia/Tokyo' }],
+      },
+      {
+        id: 'web-full',
+        mode: 'full',
+        compression: 'none',
+        vms: { tags: ['web'] },
+        remotes: ['nas'],
+        schedules,
+      },
     ],
   });
   configFile = await stack.writeConfigFile();
 });
 afterAll(() => stack?.close());
 
-const xcpb = (...args: string[]) =>
-  runXcpb(args, { TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: stack.namespace });
+const xcpbIn = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+  runXcpb(args, { TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: stack.namespace, ...env });
+const xcpb = (...args: string[]) => xcpbIn({}, ...args);
 
 async function snapshotsOfRun(runId: string) {
   const all = await stack.pool().control.snapshots();
@@ -198,11 +216,29 @@ describe('xcpb run', () => {
     const table = await xcpb('runs');
     expect(table.stdout).toMatch(/WORKFLOW ID\s+JOB\s+STATUS\s+START\s+DURATION\s+OUTCOME/);
     expect(table.stdout).toContain(workflowId);
+    expect(table.stdout).not.toContain('\u001b['); // no colour in a pipe, nor with NO_COLOR
     expect(table.stdout).not.toContain('/vm:'); // job runs only, not their per-VM children
 
     const shown = await xcpb('runs', 'show', workflowId);
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain(workflowId);
+    // Times in the zone of the run's schedule (web-only's is Asia/Tokyo): from the config given,
+    // else from the Temporal schedule `xcpb apply` made, else this machine's zone.
+    const start = formatInZone(
+      (await stack.client.workflow.getHandle(workflowId).describe()).startTime,
+      'Asia/Tokyo',
+    );
+    expect(start).toMatch(/GMT\+9$/);
+    const withConfig = await xcpb('runs', '--job', 'web-only', '--config', configFile);
+    expect(withConfig.stdout).toContain(start);
+    expect((await xcpb('runs', 'show', workflowId, '--config', configFile)).stdout).toContain(
+      `started ${start}`,
+    );
+    const utc = { TZ: 'UTC' };
+    expect((await xcpbIn(utc, 'runs', '--job', 'web-only')).stdout).not.toContain(start);
+    await applyPlan(stack.client, await planFromConfig(stack.client, stack.config));
+    expect((await xcpbIn(utc, 'runs', '--job', 'web-only')).stdout).toContain(start);
+    expect((await xcpbIn(utc, 'runs', 'show', workflowId)).stdout).toContain(`started ${start}`);
     for (const step of [
       'preflight',
       'snapshot',
@@ -242,6 +278,34 @@ describe('runs in flight', () => {
       await stack.pool().control.throttle({ bytesPerSecond: 0 });
     }
     await expectCancelledCleanly(first);
+  });
+
+  it('a full (XVA) export shows a total too, bounded from the disks before the stream starts', async () => {
+    // The simulator sends the XVA a chunk (1 MiB) at a time: ~4 s a chunk, ~20 s in all.
+    await stack.pool().control.throttle({ bytesPerSecond: 256 * 1024 });
+    let workflowId = '';
+    try {
+      const started = await xcpb('run', 'web-full', '--config', configFile, '--no-wait');
+      expect(started.code, started.stderr).toBe(0);
+      workflowId = started.stdout.trim();
+      await eventually(async () => {
+        const json = JSON.parse((await xcpb('runs', 'show', workflowId, '--json')).stdout) as RunReport;
+        const step = json.vms
+          .flatMap((vm) => vm.steps)
+          .find((s) => s.name === 'export' && s.status === 'running');
+        expect(step?.bytes).toBeGreaterThan(0);
+        // web's 8 MiB disk holds at least its 2 seeded blocks: more than those, at most the whole disk.
+        expect(step?.total).toBeGreaterThan(2 * 2 * 1024 * 1024);
+        expect(step!.total!).toBeLessThanOrEqual(
+          xvaSizeBound([{ virtualSize: 8 * MiB, dataBytes: 8 * MiB }]),
+        );
+        expect(step!.bytes!).toBeLessThanOrEqual(step!.total!);
+      }, 20_000);
+    } finally {
+      await stack.pool().control.throttle({ bytesPerSecond: 0 });
+    }
+    const report = await runReportOf(stack.client.workflow.getHandle(workflowId));
+    expect(report.status).toBe('success');
   });
 
   it('refuses a run while a scheduled one is in flight; `temporal workflow cancel` ends it the same way', async () => {

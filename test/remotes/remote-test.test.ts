@@ -36,6 +36,12 @@ describe('remote test', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
+  it('passes with the smallest size too (1 MiB: the ranged read takes half the file)', async () => {
+    const result = await testRemote(createLocalRemote({ id: 'nas', root }), 1);
+    expect(result.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(result.steps).toHaveLength(5);
+  });
+
   it('a full remote fails at the write step with its reason, and leaves nothing', async () => {
     const full = withFaults(createLocalRemote({ id: 'nas', root }), { writeBudgetBytes: 1024 * 1024 });
     const result = await testRemote(full, 4);
@@ -43,6 +49,26 @@ describe('remote test', () => {
     expect(result.steps[0]).toMatchObject({ step: 'write', ok: false });
     expect(result.steps[0]!.error).toMatch(/no space left/);
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it('a remote whose path is a file says so, at its write probe and in `xcpb remotes test`', async () => {
+    const file = path.join(root, '..', `${path.basename(root)}-a-file`);
+    const config = `${file}.json`;
+    await writeFile(file, 'not a folder');
+    await writeFile(config, JSON.stringify({ remotes: [{ id: 'nas', url: `file://${file}` }] }));
+    try {
+      const remote = createLocalRemote({ id: 'nas', root: file });
+      await expect(remote.checkWritable()).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringContaining(`remote root ${file} is a file, not a folder`),
+      });
+      const out = await runXcpb(['remotes', 'test', 'nas', '--config', config]);
+      expect(out.code).toBe(1);
+      expect(out.stdout).toMatch(new RegExp(`write +FAILED .*remote root ${file} is a file, not a folder`));
+    } finally {
+      await rm(file, { force: true });
+      await rm(config, { force: true });
+    }
   });
 
   it('xcpb remotes test <id> --config runs against a real S3 server and prints each step', async () => {

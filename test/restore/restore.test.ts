@@ -1,14 +1,14 @@
 // Restores end to end: real Temporal, the simulator over HTTP (two pools), a local remote. Every
 // restored disk is read back through the simulator's control API and compared with the source disk
 // as it was at its snapshot (recorded while the snapshot existed).
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmRecord } from '../../activities/xapi-records';
 import type { RunReport } from '../../core/run-report';
 import { MAIN_QUEUE } from '../../core/task-queues';
-import type { RestoreVmInput, RestoreVmResult } from '../../workflows/restore-vm';
+import type { RestoreProgress, RestoreVmInput, RestoreVmResult } from '../../workflows/restore-vm';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { listJson, readBackup } from '../helpers/remote-files';
 
@@ -281,8 +281,22 @@ describe('full restore', () => {
       const report = await stack.runJob(`full-${compression}`);
       expect(report.status, JSON.stringify(report, null, 1)).toBe('success');
       const ts = (await listJson(stack.remoteDir('nas'), box.uuid)).at(-1)!.replace('.json', '');
-      const result = await restore({ backupId: `nas:${box.uuid}/${ts}`, poolId: 'lab', sr: 'Spare' });
+      const workflowId = `xcpb:restore:test-xva-${compression}-${Date.now()}`;
+      const result = await restore(
+        { backupId: `nas:${box.uuid}/${ts}`, poolId: 'lab', sr: 'Spare' },
+        workflowId,
+      );
       expect(result.mode).toBe('full');
+      // `xcpb restore`'s bar: its total is the XVA file's size, the bytes its import heartbeats.
+      const { metadata } = await readBackup(stack.remoteDir('nas'), box.uuid, ts);
+      const xva = await stat(path.join(stack.remoteDir('nas'), 'xo-vm-backups', box.uuid, metadata.xva));
+      const progress = await stack.client.workflow.getHandle(workflowId).query<RestoreProgress>('progress');
+      expect(progress.plan?.restoreBytes).toBe(xva.size);
+      // Started with no static summary (as a raw start): its current details say what it did.
+      const ui = await stack.client.workflow
+        .getHandle(workflowId)
+        .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(ui.currentDetails).toBe(`restore nas:${box.uuid}/${ts} → pool lab, SR Spare`);
       expect(result.vdis).toHaveLength(1);
       expect((await bytesOf(result.vdis[0].uuid)).equals(source)).toBe(true);
       const vm = await vmRecord(result.vmUuid);
