@@ -2,9 +2,11 @@
 // CR prepares VDIs (clones of the previous replica's, or new ones), creates the replica VM on them
 // and snapshots it. Everything a transfer creates carries the replica's owner keys, so what an
 // interrupted one left is found and destroyed before the next transfer (never a half replica).
+import { Context } from '@temporalio/activity';
 import {
   completeReplicaOtherConfig,
   cpuMismatch,
+  IMPORT_SLOT_SIGNAL,
   isCompleteReplica,
   isLeftoverReplica,
   REPLICA_IMPORT_KEY,
@@ -22,7 +24,7 @@ import { type XapiClient, XapiError } from '../xapi';
 import { withXapiFailures } from './failures';
 import type { PoolRegistry } from './pools';
 import { resolveSr } from './restore-xapi';
-import type { ReplicaResult, SrWriterActivities } from './sr-writer-contract';
+import type { ImportSlotActivities, ReplicaResult, SrWriterActivities } from './sr-writer-contract';
 import { mergeOtherConfig, type VdiRecord, type VmRecord, vmByUuid, vmDisks } from './xapi-records';
 
 const gone = (e: unknown) =>
@@ -100,6 +102,27 @@ function ownerKeys(o: ReplicaOwner): Record<string, string> {
     [XO_KEYS.vm]: o.vmUuid,
     [XO_KEYS.job]: o.jobId,
     ...(o.scheduleId ? { [XO_KEYS.schedule]: o.scheduleId } : {}),
+  };
+}
+
+/** How often a held import slot heartbeats: a dead holder frees it after the heartbeat timeout. */
+const LEASE_HEARTBEAT_MS = 5_000;
+
+export function createImportSlotActivities(): ImportSlotActivities {
+  return {
+    async holdImportSlot({ lease }) {
+      const ctx = Context.current();
+      // Running means a slot of the pool's `import` queue is ours: the workflow may start the transfer.
+      const run = ctx.info.workflowExecution;
+      if (!run) throw new Error('holdImportSlot leases a slot for a workflow: started without one');
+      const { workflowId, runId } = run;
+      await ctx.client.workflow.getHandle(workflowId, runId).signal(IMPORT_SLOT_SIGNAL, lease);
+      for (;;) {
+        ctx.heartbeat();
+        // Rejects once the workflow releases the lease (cancels this activity): the slot is free.
+        await ctx.sleep(LEASE_HEARTBEAT_MS);
+      }
+    },
   };
 }
 

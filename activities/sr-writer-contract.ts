@@ -81,3 +81,13 @@ export type SrWriterActivities = {
     checkId: string;
   }): Promise<{ vmUuid: string; tags: string[] }>;
 };
+
+/** The lease on a target pool's import slots (workflows/writers/import-slots.ts). */
+export type ImportSlotActivities = {
+  /**
+   * Runs on the target pool's `import` queue, so it starts only when one of its slots is free, and
+   * holds that slot until cancelled. Once started it signals its workflow ({@link IMPORT_SLOT_SIGNAL}
+   * with `lease`), which then lets the transfer into that pool begin.
+   */
+  holdImportSlot(req: { poolId: string; lease: string }): Promise<void>;
+};

@@ -129,3 +129,9 @@ export function cpuMismatch(
     [c.vendor, c.modelname].filter(Boolean).join(' ') || 'unknown CPU';
   return `the target host's CPU (${show(target)}) differs from the source's (${show(source)}) in ${differs.join(' and ')}: resuming the RAM replica may fail there`;
 }
+
+/**
+ * The signal a slot lease (activity `holdImportSlot`) sends its workflow once it holds one of the
+ * target pool's import slots; its argument is the lease's name.
+ */
+export const IMPORT_SLOT_SIGNAL = 'importSlotHeld';

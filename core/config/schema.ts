@@ -33,7 +33,9 @@ export const PoolConcurrency = z.strictObject({
   snapshot: positive.default(2).describe('snapshots taken at once on this pool'),
   diskExport: positive.default(12).describe('VDI (VHD) exports at once on this pool'),
   vmExport: positive.default(2).describe('VM (XVA) exports at once on this pool'),
-  import: positive.default(2).describe('replica imports (DR / CR) into this pool at once'),
+  import: positive
+    .default(2)
+    .describe("VMs importing replicas (DR / CR) into this pool at once (one VM's disks count once)"),
 });
 
 export const Pool = z.strictObject({
