@@ -45,7 +45,7 @@ beforeAll(async () => {
       concurrency: 2,
       vms: { pools: ['main'], tags: [id] },
       srs: [{ pool: 'dr', sr: 'Replicas' }],
-      schedules: [{ id: 's', cron: '0 1 * * *', retention: { replica: 1 } }],
+      schedules: [{ id: 's', cron: '0 1 * * *', copyRetention: 1 }],
     })),
   });
   // Exports of a few seconds each: two VMs' transfers would overlap without the slot.

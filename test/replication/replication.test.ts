@@ -26,7 +26,9 @@ let stack: BackupStack;
 const random = (seed: number, blocks: number) => ({ type: 'random' as const, seed, blocks });
 const disk = (name: string, seed: number, size = '10MiB') => ({ name, size, content: random(seed, 3) });
 const PW = 'replication-pw';
-const schedule = (retention: Record<string, number>) => [{ id: 's', cron: '0 1 * * *', retention }];
+const schedule = (retention: Record<string, number>, copyRetention = 0) => [
+  { id: 's', cron: '0 1 * * *', retention, copyRetention },
+];
 const TARGET = { pool: 'dr', sr: 'Replicas' };
 
 const scenario = {
@@ -75,14 +77,14 @@ beforeAll(async () => {
         mode: 'delta',
         vms: { pools: ['main'], tags: ['cr'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 2 }),
+        schedules: schedule({}, 2),
       },
       {
         id: 'dr',
         mode: 'full',
         vms: { pools: ['main'], tags: ['dr'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 1 }),
+        schedules: schedule({}, 1),
       },
       {
         id: 'ram',
@@ -90,7 +92,7 @@ beforeAll(async () => {
         snapshotMode: 'memory',
         vms: { pools: ['main'], tags: ['ram'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 1 }),
+        schedules: schedule({}, 1),
       },
       {
         id: 'hc',
@@ -101,7 +103,7 @@ beforeAll(async () => {
           {
             id: 's',
             cron: '0 1 * * *',
-            retention: { replica: 1 },
+            copyRetention: 1,
             healthCheck: { sr: 'Replicas', timeout: '2m' },
           },
         ],
@@ -111,7 +113,7 @@ beforeAll(async () => {
         mode: 'delta',
         vms: { pools: ['main'], tags: ['cancel'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 2 }),
+        schedules: schedule({}, 2),
       },
       {
         id: 'sweep',
@@ -125,7 +127,7 @@ beforeAll(async () => {
         vms: { pools: ['main'], tags: ['both'] },
         remotes: ['nas'],
         srs: [TARGET],
-        schedules: schedule({ remote: 3, replica: 3 }),
+        schedules: schedule({ remote: 3 }, 3),
       },
     ],
   });

@@ -63,7 +63,7 @@ async function setUp(mode: 'delta' | 'full', keep: number) {
         mode,
         vms: { pools: ['main'], tags: ['rep'] },
         srs: [{ pool: 'dr', sr: 'Replicas' }],
-        schedules: [{ id: 's', cron: '0 1 * * *', retention: { replica: keep } }],
+        schedules: [{ id: 's', cron: '0 1 * * *', copyRetention: keep }],
       },
     ],
     workers: false,

@@ -225,7 +225,7 @@ export class SrWriter implements Writer {
           ...this.owner,
           poolId: this.sr.pool,
           srUuid: this.srUuid,
-          keep: this.input.retention.replica,
+          keep: this.input.copyRetention,
         }),
       {
         target: this.label,
