@@ -52,6 +52,7 @@ export type SrWriterActivities = {
     req: ReplicaRequest & {
       /** the VM the XVA import made */
       importedVmUuid: string;
+      runId: string;
       sourcePoolId: string;
       jobName: string;
       datetime: string;

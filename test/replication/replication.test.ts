@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
 import { type ReplicaRow, startReplica } from '../../cli/replicas';
 import { REPLICA_TAGS, START_BLOCKED_REASON } from '../../core/replica';
-import { waitFor } from '../durability/checks';
+import { pretty, waitFor } from '../durability/checks';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { runXcpb } from '../helpers/cli';
 import { listJson } from '../helpers/remote-files';
@@ -304,9 +304,12 @@ describe('disaster recovery', () => {
       const report = await stack.runJob('dr');
       const vm = vmReport(report, 'db');
       expect(vm.status).toBe('failure');
-      expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas')?.status).toBe(
-        'failure',
-      );
+      const transfer = vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas');
+      expect(transfer?.status).toBe('failure');
+      // XAPI's reason, not the stream's: the SR is full.
+      expect(transfer?.error?.message, pretty(vm)).toBe('x');
+      expect(transfer?.error, pretty(vm)).toMatchObject({ code: 'SR_FULL' });
+      expect(transfer?.error?.message).toMatch(/SR_FULL/);
     } finally {
       await stack.pool('dr').control.fillSr(srUuid, false);
     }
@@ -410,7 +413,8 @@ describe('remotes and SRs in one job', () => {
       const vm = vmReport(report, 'both');
       expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'nas')?.status).toBe('success');
       // The SR writer fails where the SR refuses (a new VDI, or the import itself) and is dropped.
-      expect(vm.steps.filter((s) => s.target === 'dr/Replicas').map((s) => s.status)).toContain('failure');
+      const failed = vm.steps.find((s) => s.target === 'dr/Replicas' && s.status === 'failure');
+      expect(failed?.error, pretty(vm)).toMatchObject({ code: 'SR_FULL' });
       expect(vm.steps.find((s) => s.name === 'replica')).toBeUndefined();
     } finally {
       await stack.pool('dr').control.fillSr(srUuid, false);

@@ -8,7 +8,7 @@ import { CancellationScope, patched, proxyActivities, workflowInfo } from '@temp
 import type { ImportTarget } from '../../activities/contract';
 import type { SrTarget, SrWriterActivities } from '../../activities/sr-writer-contract';
 import type { ScheduleConfig } from '../../core/config/schema';
-import type { ReplicaOwner } from '../../core/replica';
+import { type ReplicaOwner, replicaImportTaskName } from '../../core/replica';
 import { healthCheckApplies, healthCheckTimeoutMs } from '../../core/restore-health-timeout';
 import { poolQueue } from '../../core/task-queues';
 import type { BackupVmInput } from '../backup-vm';
@@ -123,7 +123,13 @@ export class SrWriter implements Writer {
   async feed(e: Omit<Exported, 'results'>): Promise<(disk?: string) => Feed> {
     await this.takeSlot();
     if (this.kind === 'dr') {
-      const t: ImportTarget = { id: this.id, poolId: this.sr.pool, srUuid: this.srUuid, owner: this.owner };
+      const t: ImportTarget = {
+        id: this.id,
+        poolId: this.sr.pool,
+        srUuid: this.srUuid,
+        owner: this.owner,
+        taskName: replicaImportTaskName(this.owner, this.input.runId, `SR ${this.srUuid}`),
+      };
       return () => ({ remoteIds: [], imports: [t] });
     }
     const disks = e.plans.map((p) => ({
@@ -157,7 +163,16 @@ export class SrWriter implements Writer {
     for (const d of disks) this.vdis[d.snapshotVdiUuid] = byDisk[d.key];
     return (disk) => ({
       remoteIds: [],
-      imports: disk ? [{ id: this.id, poolId: this.sr.pool, vdiUuid: byDisk[disk] }] : [],
+      imports: disk
+        ? [
+            {
+              id: this.id,
+              poolId: this.sr.pool,
+              vdiUuid: byDisk[disk],
+              taskName: replicaImportTaskName(this.owner, this.input.runId, `VDI ${byDisk[disk]}`),
+            },
+          ]
+        : [],
     });
   }
 
@@ -178,7 +193,8 @@ export class SrWriter implements Writer {
         name: 'transfer',
         target: this.label,
         status: 'failure',
-        error: { code: 'SR_IMPORT_FAILED', message: failed?.error ?? 'not imported' },
+        // XAPI's code when it gave one (SR_FULL…), so the report says why the import failed.
+        error: { code: failed?.code ?? 'SR_IMPORT_FAILED', message: failed?.error ?? 'not imported' },
       });
       return false;
     }
@@ -195,7 +211,11 @@ export class SrWriter implements Writer {
       'replica',
       () =>
         this.kind === 'dr'
-          ? this.act.finishDrReplica({ ...common, importedVmUuid: outcomes[0]!.vmUuid! })
+          ? this.act.finishDrReplica({
+              ...common,
+              runId: this.input.runId,
+              importedVmUuid: outcomes[0]!.vmUuid!,
+            })
           : this.act.createCrReplica({
               ...common,
               runId: this.input.runId,
