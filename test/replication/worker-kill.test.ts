@@ -156,8 +156,11 @@ async function runKilledInCall(c: Awaited<ReturnType<typeof setUp>>, method: str
     await target.delay(method, 0);
   }
   const atKill = await halfDone(c);
+  const halfVms = (await replicasOf(c.stack, 'dr', c.app.uuid, JOB))
+    .filter((r) => !r.vm.other_config['xo:backup:sr'])
+    .map((r) => r.vm.uuid);
   c.worker = await WorkerProcess.start(c.stack);
-  return { report: await runReportOf(handle), atKill };
+  return { report: await runReportOf(handle), atKill, halfVms };
 }
 
 /**
@@ -222,7 +225,9 @@ describe.concurrent('kill -9 of the worker mid-import, then a new one: one compl
     await expectReplicas(c, 'delta', 3);
   });
 
-  it('DR (full mode): the retried XVA import leaves no half VM', { timeout: 300_000 }, async () => {
+  it('DR (full mode): the retried XVA import leaves no half VM, a completed one is not made twice', {
+    timeout: 400_000,
+  }, async () => {
     const c = await setUp('full', 1);
     expect((await c.stack.runJob(JOB)).status).toBe('success');
     await expectReplicas(c, 'full', 1);
@@ -232,5 +237,13 @@ describe.concurrent('kill -9 of the worker mid-import, then a new one: one compl
     expect(atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 0, orphanVdis: 0 });
     expect(vmReport(report, 'app').status, pretty(report)).toBe('success');
     await expectReplicas(c, 'full', 1);
+    // Killed once XAPI had completed the import, before the export recorded it (reading the new
+    // VM's uuid): the retried export takes that import (its named task) instead of a second one.
+    await c.stack.pool('main').control.writeRandomBlocks(c.app.disks[0].uuid, { count: 2, seed: 'dr done' });
+    const done = await runKilledInCall(c, 'VM.get_uuid');
+    expect(done.atKill).toEqual({ complete: 1, halfVms: 1, importingVdis: 0, orphanVdis: 0 });
+    expect(vmReport(done.report, 'app').status, pretty(done.report)).toBe('success');
+    await expectReplicas(c, 'full', 1);
+    expect((await replicasOf(c.stack, 'dr', c.app.uuid, JOB)).map((r) => r.vm.uuid)).toEqual(done.halfVms);
   });
 });
