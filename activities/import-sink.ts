@@ -14,8 +14,8 @@ import { createImportTask, earlierImport, importedDespite } from './import-once'
 export interface ImportSink extends Sink {
   /** the import task's result (the new VM's ref for `/import`), once committed */
   result(): string | undefined;
-  /** XAPI's error when the import failed (SR_FULL…), with its code */
-  failure(): XapiError | undefined;
+  /** XAPI's error when the import failed (SR_FULL…), with its code; once the import has ended */
+  failure(): Promise<XapiError | undefined>;
 }
 
 /** The first ref of an import task's result (`/import` answers the set of VMs it made). */
@@ -32,11 +32,16 @@ export function importSink(
 ): ImportSink {
   let result: string | undefined;
   let failure: XapiError | undefined;
+  /** the upload, once opened: settles when XAPI has answered */
+  let ended: Promise<unknown> = Promise.resolve();
   return {
     id,
     label: `SR target "${id}"`,
     result: () => result,
-    failure: () => failure,
+    async failure() {
+      await ended;
+      return failure;
+    },
     async open(): Promise<AtomicWrite> {
       const client = await xapi();
       const earlier = taskName ? await earlierImport(client, taskName) : undefined;
@@ -46,12 +51,7 @@ export function importSink(
       }
       const resolved = await query(client);
       const taskRef = taskName ? await createImportTask(client, taskName) : undefined;
-      // The fan-out writes `front`; the upload reads `body`. Apart, so that the fan-out learns why an
-      // import stopped from XAPI (SR_FULL…), not from the upload ending its read ("aborted").
-      const front = new PassThrough();
       const body = new PassThrough();
-      front.pipe(body);
-      body.on('error', () => {});
       const stop = new AbortController();
       // Unknown length: XO's 1 PiB Content-Length hack, the socket closed after the body.
       const put = client
@@ -65,14 +65,16 @@ export function importSink(
           throw err;
         });
       // An import refused mid-stream (SR full…) errors the stream, so the fan-out drops this
-      // target at once instead of waiting on a drain that never comes.
-      put.catch((err) => front.destroy(err));
+      // target at once instead of waiting on a drain that never comes. (The upload may end the
+      // stream first, "aborted": `failure()` keeps XAPI's reason for the outcome.)
+      put.catch((err) => body.destroy(err));
+      ended = put.catch(() => {});
       let settled = false;
       return {
-        stream: front,
+        stream: body,
         async commit() {
           if (settled) return;
-          if (!front.writableEnded) front.end();
+          if (!body.writableEnded) body.end();
           result = await put;
           settled = true;
         },
@@ -80,7 +82,6 @@ export function importSink(
           if (settled) return;
           settled = true;
           stop.abort();
-          front.destroy();
           body.destroy();
           await put.catch(() => {});
         },

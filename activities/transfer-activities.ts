@@ -87,7 +87,9 @@ async function splitOutcomes(
       t.ok && !target.vdiUuid && ref
         ? await (await pools.client(target.poolId)).call<string>('VM.get_uuid', ref)
         : undefined;
-    out.push({ id: t.remoteId, ok: t.ok, error: t.error, code: sink.failure()?.code, vmUuid });
+    // XAPI's reason first (SR_FULL…): the stream may have ended before the import's answer came.
+    const failure = t.ok ? undefined : await sink.failure();
+    out.push({ id: t.remoteId, ok: t.ok, error: failure?.message ?? t.error, code: failure?.code, vmUuid });
   }
   return { targets: result.targets.filter((x) => !ids.has(x.remoteId)), imports: out };
 }

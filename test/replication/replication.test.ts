@@ -307,7 +307,6 @@ describe('disaster recovery', () => {
       const transfer = vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas');
       expect(transfer?.status).toBe('failure');
       // XAPI's reason, not the stream's: the SR is full.
-      expect(transfer?.error?.message, pretty(vm)).toBe('x');
       expect(transfer?.error, pretty(vm)).toMatchObject({ code: 'SR_FULL' });
       expect(transfer?.error?.message).toMatch(/SR_FULL/);
     } finally {
