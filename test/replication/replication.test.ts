@@ -490,6 +490,12 @@ describe('xcpb replicas', () => {
       const clone = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', started.vmUuid));
       expect(clone.other_config['xo:backup:sr']).toBeUndefined();
       expect(clone.tags).not.toContain(REPLICA_TAGS.cr);
+      // Its disks are the user's now: no replica keys, so no run ever takes one for a leftover.
+      const cloneDisks = await vmDisks(xapi, clone);
+      expect(cloneDisks.length).toBeGreaterThan(0);
+      expect(cloneDisks.map((d) => d.vdi.other_config['xo:backup:vm'])).toEqual(
+        cloneDisks.map(() => undefined),
+      );
       const replica = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', rows[0].vmUuid));
       expect(replica.power_state).toBe('Halted');
       expect(replica.blocked_operations).toMatchObject({ start: START_BLOCKED_REASON });
