@@ -68,12 +68,19 @@ export interface ImportTarget {
   owner?: { vmUuid: string; jobId: string; scheduleId?: string };
   /** `PUT /import_raw_vdi?format=vhd` (CR): the prepared VDI this disk goes into */
   vdiUuid?: string;
+  /**
+   * The import's XAPI task name (core/replica replicaImportTaskName): a retried export finds the
+   * import an earlier attempt completed instead of importing again (activities/import-once).
+   */
+  taskName?: string;
 }
 
 export interface ImportOutcome {
   id: string;
   ok: boolean;
   error?: string;
+  /** XAPI's error code when the import failed (SR_FULL…) */
+  code?: string;
   /** DR: the imported VM */
   vmUuid?: string;
 }

@@ -25,6 +25,24 @@ export async function importOnce(
   taskName: string,
   put: (taskRef: string) => Promise<{ value: unknown }>,
 ): Promise<ImportOnce> {
+  const earlier = await earlierImport(xapi, taskName);
+  if (earlier) return earlier;
+  const taskRef = await createImportTask(xapi, taskName);
+  try {
+    const { value } = await put(taskRef);
+    return { value, taskRef, reused: false };
+  } catch (error) {
+    const done = await importedDespite(xapi, taskRef);
+    if (done) return done;
+    throw error;
+  }
+}
+
+/**
+ * The import an earlier attempt made under this task name, when it completed; undefined when there
+ * is none (a failed or interrupted one is forgotten first: the caller imports again).
+ */
+export async function earlierImport(xapi: XapiClient, taskName: string): Promise<ImportOnce | undefined> {
   const tasks = await xapi.getAllRecords<TaskRecord>('task');
   for (const [ref, task] of Object.entries(tasks)) {
     if (task.name_label !== taskName) continue;
@@ -42,21 +60,39 @@ export async function importOnce(
     }
     await forgetImport(xapi, ref);
   }
-  const taskRef = await xapi.call<string>(
-    'task.create',
-    taskName,
-    'xcp-backup import (kept until its result is recorded)',
-  );
-  try {
-    const { value } = await put(taskRef);
-    return { value, taskRef, reused: false };
-  } catch (error) {
-    // The upload may have failed after XAPI finished the import (a lost answer): its result counts.
-    const task = await xapi.getRecord<TaskRecord>('task', taskRef).catch(() => undefined);
-    if (task?.status === 'success')
-      return { value: await parseTaskResult(task.result), taskRef, reused: false };
-    await forgetImport(xapi, taskRef);
-    throw error;
+  return undefined;
+}
+
+/** The named task an import is tracked by (passed as `task_id`). */
+export function createImportTask(xapi: XapiClient, taskName: string): Promise<string> {
+  return xapi.call<string>('task.create', taskName, 'xcp-backup import (kept until its result is recorded)');
+}
+
+/**
+ * After an upload failed: the import's result when XAPI finished it anyway (a lost answer); else
+ * the task is forgotten and undefined returned.
+ */
+export async function importedDespite(xapi: XapiClient, taskRef: string): Promise<ImportOnce | undefined> {
+  const task = await xapi.getRecord<TaskRecord>('task', taskRef).catch(() => undefined);
+  if (task?.status === 'success')
+    return { value: await parseTaskResult(task.result), taskRef, reused: false };
+  await forgetImport(xapi, taskRef);
+  return undefined;
+}
+
+/**
+ * Forgets the import tasks whose name starts with `prefix` (their results are recorded, or their
+ * imports are leftovers being destroyed); `finishedOnly` spares those still running.
+ */
+export async function forgetImports(
+  xapi: XapiClient,
+  prefix: string,
+  o: { finishedOnly?: boolean } = {},
+): Promise<void> {
+  for (const [ref, task] of Object.entries(await xapi.getAllRecords<TaskRecord>('task'))) {
+    if (!task.name_label.startsWith(prefix)) continue;
+    if (o.finishedOnly && task.status === 'pending') continue;
+    await forgetImport(xapi, ref);
   }
 }
 

@@ -11,8 +11,8 @@ import { createRemoteActivities, type RemoteActivityOptions } from './remote-act
 import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
-import { createSrWriterActivities } from './sr-writer-activities';
-import type { SrWriterActivities } from './sr-writer-contract';
+import { createImportSlotActivities, createSrWriterActivities } from './sr-writer-activities';
+import type { ImportSlotActivities, SrWriterActivities } from './sr-writer-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
 import { createVmActivities } from './vm-activities';
 
@@ -36,7 +36,11 @@ export function createBackupActivities({
   smtp,
   transferStallMs,
   onMerge,
-}: ActivityDeps): BackupActivities & RestoreActivities & FileRestoreActivities & SrWriterActivities {
+}: ActivityDeps): BackupActivities &
+  RestoreActivities &
+  FileRestoreActivities &
+  SrWriterActivities &
+  ImportSlotActivities {
   return {
     // Exports and merges heartbeat their progress; the others heartbeat while they run.
     ...keepingAlive(createVmActivities(pools)),
@@ -47,6 +51,7 @@ export function createBackupActivities({
     ...createFileRestoreActivities(remotes),
     ...createReportActivities(smtp),
     ...keepingAlive(createSrWriterActivities(pools)),
+    ...createImportSlotActivities(),
   };
 }
 

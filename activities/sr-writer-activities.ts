@@ -2,13 +2,19 @@
 // CR prepares VDIs (clones of the previous replica's, or new ones), creates the replica VM on them
 // and snapshots it. Everything a transfer creates carries the replica's owner keys, so what an
 // interrupted one left is found and destroyed before the next transfer (never a half replica).
+import { Context } from '@temporalio/activity';
 import {
   completeReplicaOtherConfig,
   cpuMismatch,
+  IMPORT_SLOT_SIGNAL,
   isCompleteReplica,
   isLeftoverReplica,
+  isOrphanReplicaVdi,
   REPLICA_IMPORT_KEY,
+  REPLICA_PURPOSE,
   type ReplicaOwner,
+  replicaImportTaskName,
+  replicaImportTaskPrefix,
   replicaName,
   replicaOtherConfig,
   replicasBeyondRetention,
@@ -20,9 +26,10 @@ import { NULL_REF, vbdCreateRecord, vifCreateRecord, vmCreateRecord } from '../c
 import { TAGS, XCPB_KEYS, XO_KEYS } from '../core/xo-keys';
 import { type XapiClient, XapiError } from '../xapi';
 import { withXapiFailures } from './failures';
+import { forgetImports } from './import-once';
 import type { PoolRegistry } from './pools';
 import { resolveSr } from './restore-xapi';
-import type { ReplicaResult, SrWriterActivities } from './sr-writer-contract';
+import type { ImportSlotActivities, ReplicaResult, SrWriterActivities } from './sr-writer-contract';
 import { mergeOtherConfig, type VdiRecord, type VmRecord, vmByUuid, vmDisks } from './xapi-records';
 
 const gone = (e: unknown) =>
@@ -91,6 +98,25 @@ export async function removeReplicaLeftovers(xapi: XapiClient, owner: ReplicaOwn
     await xapi.callAsync('VDI.destroy', ref).catch(ignoreGone);
     removed.push(vdi.uuid);
   }
+  removed.push(...(await removeOrphanReplicaVdis(xapi, owner)));
+  // The tasks of their imports (activities/import-once) go with them.
+  await forgetImports(xapi, replicaImportTaskPrefix(owner), { finishedOnly: true });
+  return removed;
+}
+
+/** CR VDIs a killed transfer left before marking them (core/replica isOrphanReplicaVdi): destroyed. */
+async function removeOrphanReplicaVdis(xapi: XapiClient, owner: ReplicaOwner): Promise<string[]> {
+  const used = new Set<string>();
+  for (const vbd of Object.values(await xapi.getAllRecords<{ VDI: string }>('VBD'))) used.add(vbd.VDI);
+  for (const vm of Object.values(await xapi.getAllRecords<VmRecord>('VM')))
+    if (vm.suspend_VDI && vm.suspend_VDI !== NULL_REF) used.add(vm.suspend_VDI);
+  const removed: string[] = [];
+  for (const [ref, vdi] of Object.entries(await xapi.getAllRecords<VdiRecord>('VDI'))) {
+    const entry = { isSnapshot: vdi.is_a_snapshot === true, otherConfig: vdi.other_config ?? {} };
+    if (!isOrphanReplicaVdi({ ...entry, usedByVm: used.has(ref) }, owner)) continue;
+    await xapi.callAsync('VDI.destroy', ref).catch(ignoreGone);
+    removed.push(vdi.uuid);
+  }
   return removed;
 }
 
@@ -100,6 +126,27 @@ function ownerKeys(o: ReplicaOwner): Record<string, string> {
     [XO_KEYS.vm]: o.vmUuid,
     [XO_KEYS.job]: o.jobId,
     ...(o.scheduleId ? { [XO_KEYS.schedule]: o.scheduleId } : {}),
+  };
+}
+
+/** How often a held import slot heartbeats: a dead holder frees it after the heartbeat timeout. */
+const LEASE_HEARTBEAT_MS = 5_000;
+
+export function createImportSlotActivities(): ImportSlotActivities {
+  return {
+    async holdImportSlot({ lease }) {
+      const ctx = Context.current();
+      // Running means a slot of the pool's `import` queue is ours: the workflow may start the transfer.
+      const run = ctx.info.workflowExecution;
+      if (!run) throw new Error('holdImportSlot leases a slot for a workflow: started without one');
+      const { workflowId, runId } = run;
+      await ctx.client.workflow.getHandle(workflowId, runId).signal(IMPORT_SLOT_SIGNAL, lease);
+      for (;;) {
+        ctx.heartbeat();
+        // Rejects once the workflow releases the lease (cancels this activity): the slot is free.
+        await ctx.sleep(LEASE_HEARTBEAT_MS);
+      }
+    },
   };
 }
 
@@ -156,6 +203,8 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
         const xapi = await pools.client(req.poolId);
         const source = await pools.client(req.sourcePoolId);
         const srRef = await xapi.call<string>('SR.get_by_uuid', req.srUuid);
+        // A clone an earlier attempt made but did not mark yet (killed in between): not used, gone.
+        await removeOrphanReplicaVdis(xapi, owner(req));
         const existing = Object.values(await xapi.getAllRecords<VdiRecord>('VDI'));
         const out: Record<string, string> = {};
         for (const d of req.disks) {
@@ -174,16 +223,27 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
             await source.call<string>('VDI.get_by_uuid', d.snapshotVdiUuid),
           );
           const size = Number(src.virtual_size);
+          const marks = {
+            ...ownerKeys(req),
+            [REPLICA_IMPORT_KEY]: req.runId,
+            [XO_KEYS.copyOf]: d.snapshotVdiUuid,
+            [XO_KEYS.contentKey]: d.snapshotVdiUuid,
+            [XCPB_KEYS.createdBy]: REPLICA_PURPOSE,
+          };
           let ref: string;
           if (d.baseTargetVdiUuid) {
+            // The clone carries its base's keys until marked: an orphan if killed in between.
             ref = await xapi.callAsync<string>(
               'VDI.clone',
               await xapi.call<string>('VDI.get_by_uuid', d.baseTargetVdiUuid),
               {},
             );
+            await xapi.call('VDI.set_other_config', ref, marks);
             const now = Number(await xapi.call<string>('VDI.get_virtual_size', ref));
             if (size > now) await xapi.callAsync('VDI.resize', ref, String(size));
+            await xapi.call('VDI.set_name_label', ref, src.name_label);
           } else {
+            // Created marked: there is no moment a killed worker could leave it unmarked.
             ref = await xapi.call<string>('VDI.create', {
               name_label: src.name_label,
               name_description: String(src.name_description ?? ''),
@@ -192,20 +252,12 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
               type: d.suspend ? 'suspend' : 'user',
               sharable: false,
               read_only: false,
-              other_config: {},
+              other_config: marks,
               xenstore_data: {},
               sm_config: {},
               tags: [],
             });
           }
-          await xapi.call('VDI.set_name_label', ref, src.name_label);
-          await xapi.call('VDI.set_other_config', ref, {
-            ...ownerKeys(req),
-            [REPLICA_IMPORT_KEY]: req.runId,
-            [XO_KEYS.copyOf]: d.snapshotVdiUuid,
-            [XO_KEYS.contentKey]: d.snapshotVdiUuid,
-            [XCPB_KEYS.createdBy]: 'replica',
-          });
           out[d.key] = await xapi.call<string>('VDI.get_uuid', ref);
         }
         return out;
@@ -216,7 +268,10 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
         const xapi = await pools.client(req.poolId);
         const { ref, vm } = await vmByUuid(xapi, req.importedVmUuid);
         const source = (await vmByUuid(await pools.client(req.sourcePoolId), req.vmUuid)).vm;
-        return finishReplica(xapi, ref, vm, source, { ...req, kind: 'dr' });
+        const result = await finishReplica(xapi, ref, vm, source, { ...req, kind: 'dr' });
+        // Recorded on the replica: the import's task is not needed to find it again.
+        await forgetImports(xapi, replicaImportTaskName(owner(req), req.runId, ''));
+        return result;
       }),
 
     createCrReplica: (req) =>
@@ -241,7 +296,8 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
           const why = cpuMismatch(await cpu(sourceXapi), await cpu(xapi));
           if (why) warnings.push(why);
         }
-        // A retried attempt finds the VM the first one made.
+        // A retried attempt finds the VM the first one made (created marked, so never unmarked),
+        // and adds what it lacks: each step below is skipped when already done.
         let vmRef = Object.entries(await xapi.getAllRecords<VmRecord>('VM')).find(
           ([, v]) => !v.is_a_snapshot && v.other_config?.[REPLICA_IMPORT_KEY] === req.runId,
         )?.[0];
@@ -258,32 +314,45 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
               suspendVdiRef: suspended ? await refOf(suspendTarget) : undefined,
             }),
           );
-          const vm = await xapi.getRecord<VmRecord>('VM', vmRef);
-          for (const d of await vmDisks(sourceXapi, snap)) {
-            const target = req.vdis[d.vdi.uuid];
-            if (!target) continue;
-            await xapi.call(
-              'VBD.create',
-              vbdCreateRecord(vmRef, await refOf(target), {
-                vdiKey: target,
-                userdevice: String(d.vbd.userdevice),
-                bootable: d.vbd.bootable === true,
-                mode: String(d.vbd.mode ?? 'RW'),
-              }),
-            );
+        }
+        const attached = new Set(
+          await Promise.all(
+            (await xapi.call<string[]>('VM.get_VBDs', vmRef)).map((b) => xapi.call<string>('VBD.get_VDI', b)),
+          ),
+        );
+        for (const d of await vmDisks(sourceXapi, snap)) {
+          const target = req.vdis[d.vdi.uuid];
+          if (!target) continue;
+          const targetRef = await refOf(target);
+          if (attached.has(targetRef)) continue;
+          await xapi.call(
+            'VBD.create',
+            vbdCreateRecord(vmRef, targetRef, {
+              vdiKey: target,
+              userdevice: String(d.vbd.userdevice),
+              bootable: d.vbd.bootable === true,
+              mode: String(d.vbd.mode ?? 'RW'),
+            }),
+          );
+        }
+        const devices = new Set(
+          await Promise.all(
+            (await xapi.call<string[]>('VM.get_VIFs', vmRef)).map((v) =>
+              xapi.call<string>('VIF.get_device', v),
+            ),
+          ),
+        );
+        const networks = Object.entries(await xapi.getAllRecords<{ name_label: string }>('network'));
+        for (const vifRef of snap.VIFs) {
+          const vif = await sourceXapi.getRecord<Record<string, unknown>>('VIF', vifRef);
+          if (devices.has(String(vif.device))) continue;
+          const name = await sourceXapi.call<string>('network.get_name_label', vif.network).catch(() => '');
+          const net = networks.find(([, n]) => n.name_label === name) ?? networks[0];
+          if (!net) {
+            warnings.push(`VIF ${vif.device}: pool ${req.poolId} has no network, left out`);
+            continue;
           }
-          const networks = Object.entries(await xapi.getAllRecords<{ name_label: string }>('network'));
-          for (const vifRef of snap.VIFs) {
-            const vif = await sourceXapi.getRecord<Record<string, unknown>>('VIF', vifRef);
-            const name = await sourceXapi.call<string>('network.get_name_label', vif.network).catch(() => '');
-            const net = networks.find(([, n]) => n.name_label === name) ?? networks[0];
-            if (!net) {
-              warnings.push(`VIF ${vif.device}: pool ${req.poolId} has no network, left out`);
-              continue;
-            }
-            await xapi.call('VIF.create', vifCreateRecord(vmRef, net[0], vif, false));
-          }
-          void vm;
+          await xapi.call('VIF.create', vifCreateRecord(vmRef, net[0], vif, false));
         }
         const vm = await xapi.getRecord<VmRecord>('VM', vmRef);
         // The VDIs are complete: they stop being leftovers once the VM is.
@@ -300,12 +369,15 @@ export function createSrWriterActivities(pools: PoolRegistry): SrWriterActivitie
           await xapi.call('VDI.set_other_config', sref, oc);
         }
         const result = await finishReplica(xapi, vmRef, vm, source, { ...req, kind: 'cr' });
-        // The replica's snapshot keeps this point (the next delta's base, XO's `target snapshot`).
-        await xapi.callAsync(
-          'VM.snapshot',
-          vmRef,
-          `${source.name_label} - ${req.jobName} / ${req.scheduleId ?? 'manual'} ${req.datetime}`,
-        );
+        await forgetImports(xapi, replicaImportTaskName(owner(req), req.runId, ''));
+        // The replica's snapshot keeps this point (the next delta's base, XO's `target snapshot`);
+        // a replica is made once per run, so a snapshot it already has is this one.
+        if ((await xapi.call<string[]>('VM.get_snapshots', vmRef)).length === 0)
+          await xapi.callAsync(
+            'VM.snapshot',
+            vmRef,
+            `${source.name_label} - ${req.jobName} / ${req.scheduleId ?? 'manual'} ${req.datetime}`,
+          );
         return { ...result, warnings: [...warnings, ...result.warnings] };
       }),
 

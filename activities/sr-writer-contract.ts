@@ -52,6 +52,7 @@ export type SrWriterActivities = {
     req: ReplicaRequest & {
       /** the VM the XVA import made */
       importedVmUuid: string;
+      runId: string;
       sourcePoolId: string;
       jobName: string;
       datetime: string;
@@ -80,4 +81,14 @@ export type SrWriterActivities = {
     replicaVmUuid: string;
     checkId: string;
   }): Promise<{ vmUuid: string; tags: string[] }>;
+};
+
+/** The lease on a target pool's import slots (workflows/writers/import-slots.ts). */
+export type ImportSlotActivities = {
+  /**
+   * Runs on the target pool's `import` queue, so it starts only when one of its slots is free, and
+   * holds that slot until cancelled. Once started it signals its workflow ({@link IMPORT_SLOT_SIGNAL}
+   * with `lease`), which then lets the transfer into that pool begin.
+   */
+  holdImportSlot(req: { poolId: string; lease: string }): Promise<void>;
 };

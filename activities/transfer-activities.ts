@@ -50,16 +50,25 @@ function importSinks(pools: PoolRegistry, imports: readonly ImportTarget[] = [])
     const xapi = () => pools.client(t.poolId);
     if (t.vdiUuid) {
       const vdiUuid = t.vdiUuid;
-      return importSink(t.id, xapi, '/import_raw_vdi', async (x) => ({
-        vdi: await x.call<string>('VDI.get_by_uuid', vdiUuid),
-        format: 'vhd',
-      }));
+      return importSink(
+        t.id,
+        xapi,
+        '/import_raw_vdi',
+        async (x) => ({ vdi: await x.call<string>('VDI.get_by_uuid', vdiUuid), format: 'vhd' }),
+        t.taskName,
+      );
     }
-    return importSink(t.id, xapi, '/import', async (x) => {
-      // What an earlier attempt or run left is destroyed before the new import starts (§6.1).
-      if (t.owner) await removeReplicaLeftovers(x, t.owner);
-      return { sr_id: await x.call<string>('SR.get_by_uuid', t.srUuid) };
-    });
+    return importSink(
+      t.id,
+      xapi,
+      '/import',
+      async (x) => {
+        // What an earlier attempt or run left is destroyed before the new import starts (§6.1).
+        if (t.owner) await removeReplicaLeftovers(x, t.owner);
+        return { sr_id: await x.call<string>('SR.get_by_uuid', t.srUuid) };
+      },
+      t.taskName,
+    );
   });
 }
 
@@ -80,7 +89,9 @@ async function splitOutcomes(
       t.ok && !target.vdiUuid && ref
         ? await (await pools.client(target.poolId)).call<string>('VM.get_uuid', ref)
         : undefined;
-    out.push({ id: t.remoteId, ok: t.ok, error: t.error, vmUuid });
+    // XAPI's reason first (SR_FULL…): the stream may have ended before the import's answer came.
+    const failure = t.ok ? undefined : await sink.failure();
+    out.push({ id: t.remoteId, ok: t.ok, error: failure?.message ?? t.error, code: failure?.code, vmUuid });
   }
   return { targets: result.targets.filter((x) => !ids.has(x.remoteId)), imports: out };
 }

@@ -59,7 +59,7 @@ const stack = await startBenchStack({
       mode: 'delta',
       vms: { pools: ['bench'], tags: ['big'] },
       srs: [{ pool: 'dr', sr: 'Replicas' }],
-      schedules: [{ id: 's', cron: '0 1 * * *', retention: { replica: 2, snapshot: 2 } }],
+      schedules: [{ id: 's', cron: '0 1 * * *', retention: { snapshot: 2 }, copyRetention: 2 }],
     },
   ],
 });

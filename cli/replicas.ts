@@ -7,7 +7,8 @@ import type { VmRecord } from '../activities/xapi-records';
 import { loadConfigFile } from '../config/load';
 import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
-import { REPLICA_PURPOSE, REPLICA_TAGS, SR_KEY } from '../core/replica';
+import { REPLICA_PURPOSE, REPLICA_TAGS, replicaMarksRemoved, SR_KEY } from '../core/replica';
+import { NULL_REF } from '../core/restore-records';
 import { XCPB_KEYS, XO_KEYS } from '../core/xo-keys';
 import type { XapiClient } from '../xapi';
 import { printJson, UsageError } from './output';
@@ -82,17 +83,15 @@ export async function startReplica(
   const clone = await xapi.callAsync<string>('VM.clone', source, name);
   // A clone of a snapshot is a template, as the snapshot is: make it a VM.
   if (source !== ref) await xapi.call('VM.set_is_a_template', clone, false);
-  // The clone is an ordinary VM: no replica marks, start allowed.
+  // The clone is an ordinary VM: no replica marks (on its disks neither), start allowed.
   const oc = await xapi.call<Record<string, string>>('VM.get_other_config', clone);
-  await xapi.call(
-    'VM.set_other_config',
-    clone,
-    Object.fromEntries(
-      Object.entries(oc).filter(
-        ([k]) => !k.startsWith('xo:backup:') && k !== XO_KEYS.copyOf && k !== XCPB_KEYS.createdBy,
-      ),
-    ),
-  );
+  await xapi.call('VM.set_other_config', clone, replicaMarksRemoved(oc));
+  for (const vbd of await xapi.call<string[]>('VM.get_VBDs', clone)) {
+    const vdi = await xapi.call<string>('VBD.get_VDI', vbd);
+    if (vdi === NULL_REF) continue;
+    const voc = await xapi.call<Record<string, string>>('VDI.get_other_config', vdi);
+    await xapi.call('VDI.set_other_config', vdi, replicaMarksRemoved(voc));
+  }
   const tags = await xapi.call<string[]>('VM.get_tags', clone);
   await xapi.call(
     'VM.set_tags',

@@ -22,7 +22,8 @@ export function jobInput(job: JobConfig, schedule?: ScheduleConfig): BackupJobIn
   return {
     job: definition,
     scheduleId: schedule?.id,
-    retention: schedule?.retention ?? { remote: 0, snapshot: 0, replica: 0 },
+    retention: schedule?.retention ?? { remote: 0, snapshot: 0 },
+    copyRetention: schedule?.copyRetention ?? 0,
     timezone: schedule?.timezone ?? 'UTC',
     healthCheck: schedule?.healthCheck,
   };

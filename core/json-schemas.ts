@@ -3,10 +3,10 @@
 // Printed by `xcpb schema <name>`, checked in under docs/schemas/ (kept current by a test).
 import { z } from 'zod';
 import { RunReportSchema } from './run-report';
-import { BackupJobInputSchema, RestoreInputSchema } from './start-contract';
+import { BackupJobInputObject, RestoreInputSchema } from './start-contract';
 
 export const JSON_SCHEMAS = {
-  'backup-job-input': () => z.toJSONSchema(BackupJobInputSchema, { io: 'input' }),
+  'backup-job-input': () => z.toJSONSchema(BackupJobInputObject, { io: 'input' }),
   'restore-input': () => z.toJSONSchema(RestoreInputSchema, { io: 'input' }),
   'run-report': () => z.toJSONSchema(RunReportSchema, { io: 'output' }),
 } as const;

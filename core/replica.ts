@@ -101,6 +101,48 @@ export function isLeftoverReplica(vm: VmEntry, o: ReplicaOwner): boolean {
   return !vm.isSnapshot && ofOwner(vm.otherConfig, o) && vm.otherConfig[SR_KEY] === undefined;
 }
 
+/** Every replica import task of this VM, job and schedule starts with this. */
+export function replicaImportTaskPrefix(o: ReplicaOwner): string {
+  return `xcpb replica import ${o.vmUuid}/${o.jobId}/${o.scheduleId ?? 'manual'} `;
+}
+
+/**
+ * The XAPI task name of one import of a run into the target pool (`what`: the SR of a DR import,
+ * the target VDI of a CR disk). Named, an import happens once however often its activity runs
+ * (activities/import-once); the task is forgotten once the replica is complete.
+ */
+export function replicaImportTaskName(o: ReplicaOwner, runId: string, what: string): string {
+  return `${replicaImportTaskPrefix(o)}${runId} ${what}`;
+}
+
+/**
+ * A CR VDI a killed transfer left between its creation (a clone carries its base's keys) and its
+ * import mark: a replica VDI of this VM and schedule, not a snapshot, used by no VM, not marked
+ * importing (those are found by their mark). Failover clones lose the keys (`replicaMarksRemoved`),
+ * so a user's disk is never one.
+ */
+export function isOrphanReplicaVdi(
+  vdi: { isSnapshot: boolean; otherConfig: Record<string, string>; usedByVm: boolean },
+  o: ReplicaOwner,
+): boolean {
+  return (
+    !vdi.isSnapshot &&
+    !vdi.usedByVm &&
+    ofOwner(vdi.otherConfig, o) &&
+    vdi.otherConfig[XCPB_KEYS.createdBy] === REPLICA_PURPOSE &&
+    vdi.otherConfig[REPLICA_IMPORT_KEY] === undefined
+  );
+}
+
+/** other_config without what marks a replica (and its disks): a failover clone is an ordinary VM. */
+export function replicaMarksRemoved(oc: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(oc).filter(
+      ([k]) => !k.startsWith('xo:backup:') && k !== XO_KEYS.copyOf && k !== XCPB_KEYS.createdBy,
+    ),
+  );
+}
+
 export interface ReplicaEntry {
   uuid: string;
   datetime: string;
@@ -129,3 +171,9 @@ export function cpuMismatch(
     [c.vendor, c.modelname].filter(Boolean).join(' ') || 'unknown CPU';
   return `the target host's CPU (${show(target)}) differs from the source's (${show(source)}) in ${differs.join(' and ')}: resuming the RAM replica may fail there`;
 }
+
+/**
+ * The signal a slot lease (activity `holdImportSlot`) sends its workflow once it holds one of the
+ * target pool's import slots; its argument is the lease's name.
+ */
+export const IMPORT_SLOT_SIGNAL = 'importSlotHeld';

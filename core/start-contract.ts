@@ -5,23 +5,41 @@
 // non-retryable, naming the field, before any activity runs. Pure; bundled into the workflows.
 import { z } from 'zod';
 import { formatPath } from './config/path';
-import { HealthCheck, Job, Retention } from './config/schema';
+import { CopyRetention, HealthCheck, Job, Retention } from './config/schema';
 import { FAILURE_TYPES, failedWith } from './outcome-failure';
 import { parseBackupId } from './restore-backup-id';
 
 const id = Job.shape.id;
 
-export const BackupJobInputSchema = z
+/** The backupJob input as documented (docs/schemas/backup-job-input.json). */
+export const BackupJobInputObject = z
   .strictObject({
     job: Job.omit({ schedules: true }).describe('the job, as in the config file (without its schedules)'),
     scheduleId: id.optional().describe('the schedule whose run this is; omitted for a manual run'),
-    retention: Retention.default({ remote: 0, snapshot: 0, replica: 0 }).describe(
+    retention: Retention.default({ remote: 0, snapshot: 0 }).describe(
       "the schedule's retention; the default keeps every backup and no snapshot beyond the delta base",
     ),
+    copyRetention: CopyRetention,
     timezone: z.string().default('UTC').describe('IANA zone of the schedule (backup names, retention)'),
     healthCheck: HealthCheck.optional(),
   })
   .describe('input of the backupJob workflow (task queue xcpb)');
+
+/**
+ * Inputs written before `copyRetention` (schedules applied by an older `xcpb apply`, runs already in
+ * history) carry the replicas kept as `retention.replica`: read as `copyRetention`, so they still
+ * run (and replay) as they did. The config file and this contract's schema only know `copyRetention`.
+ */
+function movedCopyRetention(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null) return raw;
+  const input = raw as Record<string, unknown>;
+  const retention = input.retention;
+  if (typeof retention !== 'object' || retention === null || !('replica' in retention)) return raw;
+  const { replica, ...rest } = retention as Record<string, unknown>;
+  return { ...input, retention: rest, copyRetention: input.copyRetention ?? replica };
+}
+
+export const BackupJobInputSchema = z.preprocess(movedCopyRetention, BackupJobInputObject);
 
 export const RestoreInputSchema = z
   .strictObject({
@@ -46,9 +64,9 @@ export const RestoreInputSchema = z
   .describe('input of the restoreVm workflow (task queue xcpb)');
 
 /** What a caller passes (defaults may be left out). */
-export type BackupJobStartInput = z.input<typeof BackupJobInputSchema>;
+export type BackupJobStartInput = z.input<typeof BackupJobInputObject>;
 /** What the workflow works with (defaults filled). */
-export type BackupJobInput = z.output<typeof BackupJobInputSchema>;
+export type BackupJobInput = z.output<typeof BackupJobInputObject>;
 export type RestoreStartInput = z.input<typeof RestoreInputSchema>;
 export type RestoreInput = z.output<typeof RestoreInputSchema>;
 

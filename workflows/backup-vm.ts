@@ -20,6 +20,7 @@ import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
 import { cleanupActivities, lockKeeperActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
+import { ImportSlots } from './writers/import-slots';
 import { RemoteWriter } from './writers/remote-writer';
 import { SrWriter } from './writers/sr-writer';
 import { type Exported, type Feed, mergeFeeds, type Writer } from './writers/writer';
@@ -39,9 +40,10 @@ function createWriters(
   lockLost: () => string | undefined,
 ): Writer[] {
   if (input.job.mode === 'snapshot') return [];
+  const slots = input.job.srs.length > 0 ? new ImportSlots(input.job.srs.map((t) => t.pool)) : undefined;
   return [
     ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost)] : []),
-    ...input.job.srs.map((sr) => new SrWriter(input, steps, sr)),
+    ...input.job.srs.map((sr) => new SrWriter(input, steps, sr, slots!)),
   ];
 }
 

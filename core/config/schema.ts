@@ -33,7 +33,9 @@ export const PoolConcurrency = z.strictObject({
   snapshot: positive.default(2).describe('snapshots taken at once on this pool'),
   diskExport: positive.default(12).describe('VDI (VHD) exports at once on this pool'),
   vmExport: positive.default(2).describe('VM (XVA) exports at once on this pool'),
-  import: positive.default(2).describe('replica imports (DR / CR) into this pool at once'),
+  import: positive
+    .default(2)
+    .describe("VMs importing replicas (DR / CR) into this pool at once (one VM's disks count once)"),
 });
 
 export const Pool = z.strictObject({
@@ -92,12 +94,29 @@ export const LongTermRetention = z.strictObject({
   yearly: count.optional(),
 });
 
-export const Retention = z.strictObject({
-  remote: count.default(0).describe('backups of this schedule kept on each remote'),
-  snapshot: count.default(0).describe('snapshots of this schedule kept on the VM'),
-  replica: count.default(0).describe("replicas of this schedule kept on each SR (XO's copyRetention)"),
-  longTerm: LongTermRetention.optional(),
-});
+/** Where the replicas' retention is written (XO's name), for those who write `retention.replica`. */
+export const MOVED_RETENTION_KEYS: Record<string, string> = {
+  replica: "copyRetention: <n>, beside retention on the schedule (XO's name for the replicas kept per SR)",
+};
+
+export const Retention = z.strictObject(
+  {
+    remote: count.default(0).describe('backups of this schedule kept on each remote'),
+    snapshot: count.default(0).describe('snapshots of this schedule kept on the VM'),
+    longTerm: LongTermRetention.optional(),
+  },
+  {
+    error: (issue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
+      const moved = issue.keys.find((k) => MOVED_RETENTION_KEYS[k]);
+      return moved ? `retention.${moved} is now written ${MOVED_RETENTION_KEYS[moved]}` : undefined;
+    },
+  },
+);
+
+export const CopyRetention = count
+  .default(0)
+  .describe("replicas of this schedule kept on each SR (XO's copyRetention; DR and CR jobs)");
 
 export const HealthCheck = z.strictObject({
   sr: z.string().min(1).describe('SR (uuid or name) the backup is restored to for the check'),
@@ -110,7 +129,8 @@ export const Schedule = z.strictObject({
   cron: z.string().min(1),
   timezone: z.string().default('UTC'),
   enabled: z.boolean().default(true),
-  retention: Retention.default({ remote: 0, snapshot: 0, replica: 0 }),
+  retention: Retention.default({ remote: 0, snapshot: 0 }),
+  copyRetention: CopyRetention,
   healthCheck: HealthCheck.optional(),
 });
 

@@ -176,10 +176,10 @@ function crossCheck(config: Config): ConfigProblem[] {
           message: 'a snapshot job must keep at least 1 snapshot',
         });
       }
-      if (job.mode !== 'snapshot' && job.srs.length > 0 && s.retention.replica < 1) {
+      if (job.mode !== 'snapshot' && job.srs.length > 0 && s.copyRetention < 1) {
         problems.push({
-          path: `${sat}.retention.replica`,
-          message: 'a job with SRs must keep at least 1 replica per SR (retention.replica)',
+          path: `${sat}.copyRetention`,
+          message: 'a job with SRs must keep at least 1 replica per SR (copyRetention)',
         });
       }
       if (!timezoneExists(s.timezone)) {

@@ -46,14 +46,14 @@ describe('configuration', () => {
     c.pools.push({ ...c.pools[0], id: 'dr-site', url: 'https://dr.example' });
     c.jobs[0].remotes = [];
     c.jobs[0].srs = [{ pool: 'dr-site', sr: 'Local storage' }];
-    c.jobs[0].schedules[0].retention = { replica: 3 };
+    c.jobs[0].schedules[0].copyRetention = 3;
     const result = validateConfig(c);
     expect(result).toMatchObject({ ok: true });
     if (result.ok) expect(result.config.jobs[0].srs).toEqual([{ pool: 'dr-site', sr: 'Local storage' }]);
   });
 
-  it('accepts examples/config.yaml', async () => {
-    const result = parseConfigText(await readFile(path.join(repoRoot, 'examples/config.yaml'), 'utf8'));
+  it.each(['config.yaml', 'replication.yaml'])('accepts examples/%s', async (file) => {
+    const result = parseConfigText(await readFile(path.join(repoRoot, 'examples', file), 'utf8'));
     expect(result).toMatchObject({ ok: true });
   });
 
@@ -138,8 +138,17 @@ describe('configuration', () => {
         c.jobs[0].srs = [{ pool: c.pools[0].id, sr: 'Local' }];
         c.jobs[0].schedules[0].retention = { remote: 2 };
       },
-      'jobs[0].schedules[0].retention.replica',
+      'jobs[0].schedules[0].copyRetention',
       /at least 1 replica/,
+    ],
+    [
+      "retention.replica (the replicas kept are XO's copyRetention)",
+      (c: any) => {
+        c.jobs[0].srs = [{ pool: c.pools[0].id, sr: 'Local' }];
+        c.jobs[0].schedules[0].retention = { remote: 2, replica: 3 };
+      },
+      'jobs[0].schedules[0].retention',
+      /retention\.replica is now written copyRetention: <n>, beside retention on the schedule/,
     ],
     ['unknown field', (c: any) => (c.jobs[0].retention = 3), 'jobs[0]', /retention/],
   ])('rejects %s, naming the field', (_name, mutate, field, message) => {

@@ -4,6 +4,11 @@ import {
   cpuMismatch,
   isCompleteReplica,
   isLeftoverReplica,
+  isOrphanReplicaVdi,
+  REPLICA_IMPORT_KEY,
+  replicaImportTaskName,
+  replicaImportTaskPrefix,
+  replicaMarksRemoved,
   replicaName,
   replicaOtherConfig,
   replicasBeyondRetention,
@@ -67,5 +72,28 @@ describe('replicas', () => {
     expect(cpuMismatch(intel, { vendor: 'AuthenticAMD', features: 'aa' })).toMatch(
       /AuthenticAMD.*GenuineIntel Xeon.*vendor/,
     );
+  });
+
+  it('a replica disk no VM uses and not marked importing is an orphan; a snapshot, a used or marked one is not', () => {
+    const disk = { ...keys, 'xcpb:created-by': 'replica', 'xo:copy_of': 'src-vdi' };
+    const vdi = { isSnapshot: false, otherConfig: disk, usedByVm: false };
+    expect(isOrphanReplicaVdi(vdi, owner)).toBe(true);
+    expect(isOrphanReplicaVdi({ ...vdi, isSnapshot: true }, owner)).toBe(false);
+    expect(isOrphanReplicaVdi({ ...vdi, usedByVm: true }, owner)).toBe(false);
+    expect(isOrphanReplicaVdi({ ...vdi, otherConfig: { ...disk, [REPLICA_IMPORT_KEY]: 'run' } }, owner)).toBe(
+      false,
+    );
+    expect(isOrphanReplicaVdi(vdi, { ...owner, scheduleId: 'other' })).toBe(false);
+    // A failover clone's disk loses the marks: a user's disk is never taken for an orphan.
+    expect(isOrphanReplicaVdi({ ...vdi, otherConfig: replicaMarksRemoved(disk) }, owner)).toBe(false);
+    expect(replicaMarksRemoved({ ...disk, 'other-key': 'kept' })).toEqual({ 'other-key': 'kept' });
+  });
+
+  it("an import's task name belongs to its run and owner", () => {
+    const name = replicaImportTaskName(owner, 'xcpb:job:run-1', 'SR sr-1');
+    expect(name.startsWith(replicaImportTaskPrefix(owner))).toBe(true);
+    expect(name.startsWith(replicaImportTaskName(owner, 'xcpb:job:run-1', ''))).toBe(true);
+    expect(name.startsWith(replicaImportTaskPrefix({ ...owner, scheduleId: undefined }))).toBe(false);
+    expect(replicaImportTaskName(owner, 'xcpb:job:run-2', 'SR sr-1')).not.toBe(name);
   });
 });

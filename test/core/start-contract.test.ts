@@ -36,7 +36,23 @@ describe('backupJob input', () => {
       chainWait: { interval: '5m', maximum: '1h' },
       vms: { pools: ['demo'], powerState: 'any' },
     });
-    expect(parsed).toMatchObject({ retention: { remote: 0, snapshot: 0, replica: 0 }, timezone: 'UTC' });
+    expect(parsed).toMatchObject({
+      retention: { remote: 0, snapshot: 0 },
+      copyRetention: 0,
+      timezone: 'UTC',
+    });
+  });
+
+  it('an input from before copyRetention (retention.replica, as older schedules hold) runs as copyRetention', () => {
+    const old = { ...minimal, retention: { remote: 2, snapshot: 1, replica: 3 } };
+    expect(parseStartInput('backupJob', BackupJobInputSchema, old)).toMatchObject({
+      retention: { remote: 2, snapshot: 1 },
+      copyRetention: 3,
+    });
+    expect(
+      parseStartInput('backupJob', BackupJobInputSchema, { ...old, copyRetention: 4 }).copyRetention,
+      'copyRetention, when given, wins',
+    ).toBe(4);
   });
 
   it('what the typed client sends (jobInput of a config job) passes unchanged', () => {

@@ -33,7 +33,7 @@ export interface StackOptions {
   remotes?: string[];
   /** Further remotes, as config entries (S3, encrypted…), beside the local folders of `remotes`. */
   remoteConfigs?: Record<string, unknown>[];
-  poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number };
+  poolConcurrency?: { snapshot?: number; diskExport?: number; vmExport?: number; import?: number };
   /** the config's smtp section (reports by email) */
   smtp?: unknown;
   /** start the workers in this process (default true) */

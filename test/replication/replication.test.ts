@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VmRecord, vmDisks } from '../../activities/xapi-records';
 import { type ReplicaRow, startReplica } from '../../cli/replicas';
 import { REPLICA_TAGS, START_BLOCKED_REASON } from '../../core/replica';
-import { waitFor } from '../durability/checks';
+import { pretty, waitFor } from '../durability/checks';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { runXcpb } from '../helpers/cli';
 import { listJson } from '../helpers/remote-files';
@@ -26,7 +26,9 @@ let stack: BackupStack;
 const random = (seed: number, blocks: number) => ({ type: 'random' as const, seed, blocks });
 const disk = (name: string, seed: number, size = '10MiB') => ({ name, size, content: random(seed, 3) });
 const PW = 'replication-pw';
-const schedule = (retention: Record<string, number>) => [{ id: 's', cron: '0 1 * * *', retention }];
+const schedule = (retention: Record<string, number>, copyRetention = 0) => [
+  { id: 's', cron: '0 1 * * *', retention, copyRetention },
+];
 const TARGET = { pool: 'dr', sr: 'Replicas' };
 
 const scenario = {
@@ -75,14 +77,14 @@ beforeAll(async () => {
         mode: 'delta',
         vms: { pools: ['main'], tags: ['cr'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 2 }),
+        schedules: schedule({}, 2),
       },
       {
         id: 'dr',
         mode: 'full',
         vms: { pools: ['main'], tags: ['dr'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 1 }),
+        schedules: schedule({}, 1),
       },
       {
         id: 'ram',
@@ -90,7 +92,7 @@ beforeAll(async () => {
         snapshotMode: 'memory',
         vms: { pools: ['main'], tags: ['ram'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 1 }),
+        schedules: schedule({}, 1),
       },
       {
         id: 'hc',
@@ -101,7 +103,7 @@ beforeAll(async () => {
           {
             id: 's',
             cron: '0 1 * * *',
-            retention: { replica: 1 },
+            copyRetention: 1,
             healthCheck: { sr: 'Replicas', timeout: '2m' },
           },
         ],
@@ -111,7 +113,7 @@ beforeAll(async () => {
         mode: 'delta',
         vms: { pools: ['main'], tags: ['cancel'] },
         srs: [TARGET],
-        schedules: schedule({ replica: 2 }),
+        schedules: schedule({}, 2),
       },
       {
         id: 'sweep',
@@ -125,7 +127,7 @@ beforeAll(async () => {
         vms: { pools: ['main'], tags: ['both'] },
         remotes: ['nas'],
         srs: [TARGET],
-        schedules: schedule({ remote: 3, replica: 3 }),
+        schedules: schedule({ remote: 3 }, 3),
       },
     ],
   });
@@ -302,9 +304,11 @@ describe('disaster recovery', () => {
       const report = await stack.runJob('dr');
       const vm = vmReport(report, 'db');
       expect(vm.status).toBe('failure');
-      expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas')?.status).toBe(
-        'failure',
-      );
+      const transfer = vm.steps.find((s) => s.name === 'transfer' && s.target === 'dr/Replicas');
+      expect(transfer?.status).toBe('failure');
+      // XAPI's reason, not the stream's: the SR is full.
+      expect(transfer?.error, pretty(vm)).toMatchObject({ code: 'SR_FULL' });
+      expect(transfer?.error?.message).toMatch(/SR_FULL/);
     } finally {
       await stack.pool('dr').control.fillSr(srUuid, false);
     }
@@ -408,7 +412,8 @@ describe('remotes and SRs in one job', () => {
       const vm = vmReport(report, 'both');
       expect(vm.steps.find((s) => s.name === 'transfer' && s.target === 'nas')?.status).toBe('success');
       // The SR writer fails where the SR refuses (a new VDI, or the import itself) and is dropped.
-      expect(vm.steps.filter((s) => s.target === 'dr/Replicas').map((s) => s.status)).toContain('failure');
+      const failed = vm.steps.find((s) => s.target === 'dr/Replicas' && s.status === 'failure');
+      expect(failed?.error, pretty(vm)).toMatchObject({ code: 'SR_FULL' });
       expect(vm.steps.find((s) => s.name === 'replica')).toBeUndefined();
     } finally {
       await stack.pool('dr').control.fillSr(srUuid, false);
@@ -485,6 +490,12 @@ describe('xcpb replicas', () => {
       const clone = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', started.vmUuid));
       expect(clone.other_config['xo:backup:sr']).toBeUndefined();
       expect(clone.tags).not.toContain(REPLICA_TAGS.cr);
+      // Its disks are the user's now: no replica keys, so no run ever takes one for a leftover.
+      const cloneDisks = await vmDisks(xapi, clone);
+      expect(cloneDisks.length).toBeGreaterThan(0);
+      expect(cloneDisks.map((d) => d.vdi.other_config['xo:backup:vm'])).toEqual(
+        cloneDisks.map(() => undefined),
+      );
       const replica = await xapi.getRecord<VmRecord>('VM', await xapi.call('VM.get_by_uuid', rows[0].vmUuid));
       expect(replica.power_state).toBe('Halted');
       expect(replica.blocked_operations).toMatchObject({ start: START_BLOCKED_REASON });

@@ -1,9 +1,11 @@
 // kill -9 of the worker process (a real `xcpb worker` child) in the middle of a replica import into a
 // second pool, then a new worker process: the retried activity completes the run, and the target SR
 // holds exactly one complete replica per kept point, no half VM, no orphan VDI, and the newest
-// replica's disks equal the source snapshot's bytes. One case for CR (delta mode, raw VDI imports)
-// and one for DR (full mode, XVA import); each has its own stack and they run concurrently, each
-// waiting out the pool queue's heartbeat timeout before Temporal hands the killed attempt over.
+// replica's disks equal the source snapshot's bytes. Kill points: CR mid delta import (raw VDI
+// import), CR while making the replica's VDIs (a clone made, not yet marked) and while making the
+// replica VM (created, its disk not yet attached), DR mid XVA import; each case has its own stack and
+// they run concurrently, each waiting out the queue's heartbeat timeout before Temporal hands the
+// killed attempt over.
 import { afterAll, describe, expect, it } from 'vitest';
 import { runReportOf } from '../../client/run-result';
 import { REPLICA_IMPORT_KEY } from '../../core/replica';
@@ -63,7 +65,7 @@ async function setUp(mode: 'delta' | 'full', keep: number) {
         mode,
         vms: { pools: ['main'], tags: ['rep'] },
         srs: [{ pool: 'dr', sr: 'Replicas' }],
-        schedules: [{ id: 's', cron: '0 1 * * *', retention: { replica: keep } }],
+        schedules: [{ id: 's', cron: '0 1 * * *', copyRetention: keep }],
       },
     ],
     workers: false,
@@ -74,18 +76,28 @@ async function setUp(mode: 'delta' | 'full', keep: number) {
   return { stack, worker, app };
 }
 
-/** The target after a killed import: complete replicas, VMs not marked complete, VDIs still marked importing. */
+/**
+ * The target after a killed import: complete replicas, VMs not marked complete, VDIs still marked
+ * importing, and VDIs of this VM used by no VM nor snapshot (orphans).
+ */
 async function halfDone(c: Awaited<ReturnType<typeof setUp>>) {
   const replicas = await replicasOf(c.stack, 'dr', c.app.uuid, JOB);
   const complete = replicas.filter((r) => r.vm.other_config['xo:backup:sr']).length;
   const halfVms = replicas.length - complete;
   const xapi = await c.stack.xapi('dr');
   try {
-    const vdis = Object.values(await xapi.getAllRecords<{ other_config: Record<string, string> }>('VDI'));
+    const vdis = Object.entries(
+      await xapi.getAllRecords<{ other_config: Record<string, string>; is_a_snapshot: boolean }>('VDI'),
+    );
+    const used = new Set(Object.values(await xapi.getAllRecords<{ VDI: string }>('VBD')).map((b) => b.VDI));
+    for (const vm of Object.values(await xapi.getAllRecords<{ suspend_VDI: string }>('VM')))
+      used.add(vm.suspend_VDI);
     return {
       complete,
       halfVms,
-      importingVdis: vdis.filter((v) => v.other_config[REPLICA_IMPORT_KEY] !== undefined).length,
+      importingVdis: vdis.filter(([, v]) => v.other_config[REPLICA_IMPORT_KEY] !== undefined).length,
+      orphanVdis: vdis.filter(([ref, v]) => v.other_config['xo:backup:vm'] === c.app.uuid && !used.has(ref))
+        .length,
     };
   } finally {
     await xapi.logout();
@@ -126,6 +138,32 @@ async function runKilledMidImport(
 }
 
 /**
+ * Runs the job, kills the worker while the target pool answers its first `method` call (held there
+ * for a while, then failed, as a call cut by the worker's death), starts a new worker and returns
+ * the report with the target's state at the kill.
+ */
+async function runKilledInCall(c: Awaited<ReturnType<typeof setUp>>, method: string) {
+  const target = c.stack.pool('dr').control;
+  const calls = async () => (await target.stats()).calls[method] ?? 0;
+  const before = await calls();
+  await target.injectFault({ method, code: 'INTERNAL_ERROR', params: ['the caller died'] });
+  await target.delay(method, 15_000);
+  const handle = await c.stack.startJob(JOB);
+  try {
+    await waitFor(`${method} called on the target pool`, async () => (await calls()) > before, 90_000, 20);
+    await c.worker.kill();
+  } finally {
+    await target.delay(method, 0);
+  }
+  const atKill = await halfDone(c);
+  const halfVms = (await replicasOf(c.stack, 'dr', c.app.uuid, JOB))
+    .filter((r) => !r.vm.other_config['xo:backup:sr'])
+    .map((r) => r.vm.uuid);
+  c.worker = await WorkerProcess.start(c.stack);
+  return { report: await runReportOf(handle), atKill, halfVms };
+}
+
+/**
  * Exactly `count` replicas, all complete, nothing half-done on the target, and the newest replica's
  * disks equal to what the run exported: the job snapshot a delta run keeps, or (a full run deletes its
  * snapshot) the live disk, unchanged since the run. The source keeps no snapshot but the delta base.
@@ -161,20 +199,51 @@ describe.concurrent('kill -9 of the worker mid-import, then a new one: one compl
     await c.stack.pool('main').control.writeRandomBlocks(c.app.disks[0].uuid, { count: 4, seed: 'cr kill' });
     const { report, atKill } = await runKilledMidImport(c, 'import_raw_vdi', 1 << 20); // ~8 MiB of delta: ~8 s
     // Killed with the new disk half written: the older replica kept, a VDI still marked importing.
-    expect(atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 1 });
+    expect(atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 1, orphanVdis: 1 });
     expect(vmReport(report, 'app').status, pretty(report)).toBe('success');
     await expectReplicas(c, 'delta', 2);
   });
 
-  it('DR (full mode): the retried XVA import leaves no half VM', { timeout: 300_000 }, async () => {
+  it('CR: killed while making the replica VDIs, then while making the replica VM: each retry completes it', {
+    timeout: 400_000,
+  }, async () => {
+    const c = await setUp('delta', 3);
+    expect((await c.stack.runJob(JOB)).status).toBe('success');
+    await c.stack
+      .pool('main')
+      .control.writeRandomBlocks(c.app.disks[0].uuid, { count: 2, seed: 'vdis kill' });
+    // createReplicaVdis: the clone of the previous replica's VDI made, not yet marked as this run's.
+    const vdis = await runKilledInCall(c, 'VDI.set_other_config');
+    expect(vdis.atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 0, orphanVdis: 1 });
+    expect(vmReport(vdis.report, 'app').status, pretty(vdis.report)).toBe('success');
+    await expectReplicas(c, 'delta', 2);
+    await c.stack.pool('main').control.writeRandomBlocks(c.app.disks[0].uuid, { count: 2, seed: 'vm kill' });
+    // createCrReplica: the replica VM created, its disk not attached yet.
+    const vm = await runKilledInCall(c, 'VBD.create');
+    expect(vm.atKill).toEqual({ complete: 2, halfVms: 1, importingVdis: 1, orphanVdis: 1 });
+    expect(vmReport(vm.report, 'app').status, pretty(vm.report)).toBe('success');
+    await expectReplicas(c, 'delta', 3);
+  });
+
+  it('DR (full mode): the retried XVA import leaves no half VM, a completed one is not made twice', {
+    timeout: 400_000,
+  }, async () => {
     const c = await setUp('full', 1);
     expect((await c.stack.runJob(JOB)).status).toBe('success');
     await expectReplicas(c, 'full', 1);
     await c.stack.pool('main').control.writeRandomBlocks(c.app.disks[0].uuid, { count: 2, seed: 'dr kill' });
     const { report, atKill } = await runKilledMidImport(c, 'import', 1 << 20);
     // The broken XVA import made no VM; the older replica is kept until the new one is complete.
-    expect(atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 0 });
+    expect(atKill).toEqual({ complete: 1, halfVms: 0, importingVdis: 0, orphanVdis: 0 });
     expect(vmReport(report, 'app').status, pretty(report)).toBe('success');
     await expectReplicas(c, 'full', 1);
+    // Killed once XAPI had completed the import, before the export recorded it (reading the new
+    // VM's uuid): the retried export takes that import (its named task) instead of a second one.
+    await c.stack.pool('main').control.writeRandomBlocks(c.app.disks[0].uuid, { count: 2, seed: 'dr done' });
+    const done = await runKilledInCall(c, 'VM.get_uuid');
+    expect(done.atKill).toEqual({ complete: 1, halfVms: 1, importingVdis: 0, orphanVdis: 0 });
+    expect(vmReport(done.report, 'app').status, pretty(done.report)).toBe('success');
+    await expectReplicas(c, 'full', 1);
+    expect((await replicasOf(c.stack, 'dr', c.app.uuid, JOB)).map((r) => r.vm.uuid)).toEqual(done.halfVms);
   });
 });

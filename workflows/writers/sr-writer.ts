@@ -4,24 +4,28 @@
 // replica holds its base) goes onto a clone of the previous replica's VDI, then the replica VM is
 // created on them and snapshotted. Either way, retention keeps the newest N replicas; what an
 // interrupted transfer left is destroyed before the next one.
-import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ImportTarget } from '../../activities/contract';
 import type { SrTarget, SrWriterActivities } from '../../activities/sr-writer-contract';
 import type { ScheduleConfig } from '../../core/config/schema';
-import type { ReplicaOwner } from '../../core/replica';
+import { type ReplicaOwner, replicaImportTaskName } from '../../core/replica';
 import { healthCheckApplies, healthCheckTimeoutMs } from '../../core/restore-health-timeout';
 import { poolQueue } from '../../core/task-queues';
 import type { BackupVmInput } from '../backup-vm';
 import type { StepRecorder } from '../report';
 import { poolRestoreActivities } from '../restore-vm';
+import type { ImportSlots } from './import-slots';
 import type { Exported, Feed, Writer } from './writer';
 
 const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 };
 
-/** The target pool's replica work runs on its `import` queue: its slots bound imports per pool. */
-function targetActivities(poolId: string) {
+/**
+ * The target pool's replica work. On its `ops` queue: the `import` queue's slots are what the run's
+ * slot lease holds (./import-slots.ts); runs recorded before the lease ran it on `import`.
+ */
+function targetActivities(poolId: string, queue: 'ops' | 'import') {
   return proxyActivities<SrWriterActivities>({
-    taskQueue: poolQueue(poolId, 'import'),
+    taskQueue: poolQueue(poolId, queue),
     startToCloseTimeout: '1h',
     heartbeatTimeout: '60s',
     retry,
@@ -41,14 +45,19 @@ export class SrWriter implements Writer {
   private committed = false;
   /** the replica this run made */
   private replicaUuid?: string;
+  /** the run's import slot leases; undefined when replaying a run from before them */
+  private readonly slots?: ImportSlots;
+  private holdsSlot = false;
 
   constructor(
     private readonly input: BackupVmInput,
     private readonly steps: StepRecorder,
     private readonly sr: { pool: string; sr: string },
+    slots: ImportSlots,
   ) {
     this.label = `${sr.pool}/${sr.sr}`;
-    this.act = targetActivities(sr.pool);
+    if (patched('import-slot-lease')) this.slots = slots;
+    this.act = targetActivities(sr.pool, this.slots ? 'ops' : 'import');
     this.owner = { vmUuid: input.vm.uuid, jobId: input.job.id, scheduleId: input.scheduleId };
     this.kind = input.job.mode === 'full' ? 'dr' : 'cr';
   }
@@ -98,9 +107,29 @@ export class SrWriter implements Writer {
     return this.target.srUuid;
   }
 
+  /** The transfer into the target pool starts once the run holds one of its import slots. */
+  private async takeSlot(): Promise<void> {
+    if (!this.slots) return;
+    this.holdsSlot = true;
+    await this.slots.take();
+  }
+
+  private async releaseSlot(): Promise<void> {
+    if (!this.holdsSlot) return;
+    this.holdsSlot = false;
+    await this.slots?.release();
+  }
+
   async feed(e: Omit<Exported, 'results'>): Promise<(disk?: string) => Feed> {
+    await this.takeSlot();
     if (this.kind === 'dr') {
-      const t: ImportTarget = { id: this.id, poolId: this.sr.pool, srUuid: this.srUuid, owner: this.owner };
+      const t: ImportTarget = {
+        id: this.id,
+        poolId: this.sr.pool,
+        srUuid: this.srUuid,
+        owner: this.owner,
+        taskName: replicaImportTaskName(this.owner, this.input.runId, `SR ${this.srUuid}`),
+      };
       return () => ({ remoteIds: [], imports: [t] });
     }
     const disks = e.plans.map((p) => ({
@@ -134,11 +163,28 @@ export class SrWriter implements Writer {
     for (const d of disks) this.vdis[d.snapshotVdiUuid] = byDisk[d.key];
     return (disk) => ({
       remoteIds: [],
-      imports: disk ? [{ id: this.id, poolId: this.sr.pool, vdiUuid: byDisk[disk] }] : [],
+      imports: disk
+        ? [
+            {
+              id: this.id,
+              poolId: this.sr.pool,
+              vdiUuid: byDisk[disk],
+              taskName: replicaImportTaskName(this.owner, this.input.runId, `VDI ${byDisk[disk]}`),
+            },
+          ]
+        : [],
     });
   }
 
   async commit(e: Exported): Promise<boolean> {
+    try {
+      return await this.commitReplica(e);
+    } finally {
+      await this.releaseSlot();
+    }
+  }
+
+  private async commitReplica(e: Exported): Promise<boolean> {
     const outcomes = e.results.map((r) => r.result.imports?.find((i) => i.id === this.id));
     const failed = outcomes.find((o) => !o?.ok);
     const bytes = e.results.reduce((n, r) => n + r.result.bytes, 0);
@@ -147,7 +193,8 @@ export class SrWriter implements Writer {
         name: 'transfer',
         target: this.label,
         status: 'failure',
-        error: { code: 'SR_IMPORT_FAILED', message: failed?.error ?? 'not imported' },
+        // XAPI's code when it gave one (SR_FULL…), so the report says why the import failed.
+        error: { code: failed?.code ?? 'SR_IMPORT_FAILED', message: failed?.error ?? 'not imported' },
       });
       return false;
     }
@@ -164,7 +211,11 @@ export class SrWriter implements Writer {
       'replica',
       () =>
         this.kind === 'dr'
-          ? this.act.finishDrReplica({ ...common, importedVmUuid: outcomes[0]!.vmUuid! })
+          ? this.act.finishDrReplica({
+              ...common,
+              runId: this.input.runId,
+              importedVmUuid: outcomes[0]!.vmUuid!,
+            })
           : this.act.createCrReplica({
               ...common,
               runId: this.input.runId,
@@ -194,7 +245,7 @@ export class SrWriter implements Writer {
           ...this.owner,
           poolId: this.sr.pool,
           srUuid: this.srUuid,
-          keep: this.input.retention.replica,
+          keep: this.input.copyRetention,
         }),
       {
         target: this.label,
@@ -247,6 +298,7 @@ export class SrWriter implements Writer {
   }
 
   async cleanup(): Promise<void> {
+    await this.releaseSlot();
     // A transfer that did not complete leaves nothing: its VDIs (and VM) go now, not next run.
     if (this.committed || !this.target) return;
     await this.act.cleanReplicaLeftovers({ ...this.owner, poolId: this.sr.pool });
