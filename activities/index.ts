@@ -12,6 +12,7 @@ import { createRemoteActivities } from './remote-activities';
 import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
+import { createRunReportActivities, runReportReader } from './run-report-activities';
 import { createSrWriterActivities } from './sr-writer-activities';
 import type { SrWriterActivities } from './sr-writer-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
@@ -46,7 +47,8 @@ export function createBackupActivities({
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),
-    ...createReportActivities(smtp),
+    ...createReportActivities(smtp, runReportReader(remotes)),
+    ...keepingAlive(createRunReportActivities(remotes)),
     ...keepingAlive(createSrWriterActivities(pools)),
   };
 }

@@ -11,7 +11,7 @@ import {
   type TemporalTarget,
 } from '../client/connect';
 import { loadConfigFile } from '../config/load';
-import type { TemporalConnectionConfig } from '../core/config/schema';
+import type { Config, TemporalConnectionConfig } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
 import { findRunningDevServer, stateDir } from '../server/dev-server';
 import { UsageError } from './output';
@@ -77,10 +77,15 @@ export async function clientFromFlags(
 export async function temporalSectionOf(
   file: string | undefined,
 ): Promise<TemporalConnectionConfig | undefined> {
+  return (await optionalConfig(file))?.temporal;
+}
+
+/** The config of an optional `--config` (its remotes hold the full reports of big runs). */
+export async function optionalConfig(file: string | undefined): Promise<Config | undefined> {
   if (!file) return undefined;
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) throw new UsageError(formatProblems(loaded.problems));
-  return loaded.config.temporal;
+  return loaded.config;
 }
 
 let lastTarget: TemporalTarget | undefined;
