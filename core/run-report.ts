@@ -112,6 +112,8 @@ export function vmBytes(vm: Pick<VmReport, 'steps'>): number {
 
 /** At most this many failed VMs are named in a summary; the rest are counted ("and N more"). */
 export const FAILED_NAMED = 20;
+/** A failed VM's error message in a summary is cut to this many characters (the report has it whole). */
+export const SUMMARY_MESSAGE_CHARS = 1_000;
 /** A run whose VM reports fit in this many bytes of JSON also carries them in its result. */
 export const INLINE_VMS_BYTES = 128 * 1024;
 
@@ -191,10 +193,20 @@ export function tallyVm(t: VmTally, vm: VmReport): VmTally {
   t.bytes += vmBytes(vm);
   if (vm.status === 'failure') {
     if (t.failed.length < FAILED_NAMED)
-      t.failed.push({ vmUuid: vm.vmUuid, vmName: vm.vmName, workflowId: vm.workflowId, error: vm.error });
+      t.failed.push({
+        vmUuid: vm.vmUuid,
+        vmName: vm.vmName,
+        workflowId: vm.workflowId,
+        error: clipped(vm.error),
+      });
     else t.failedMore++;
   }
   return t;
+}
+
+function clipped(error: ErrorInfo | undefined): ErrorInfo | undefined {
+  if (!error || error.message.length <= SUMMARY_MESSAGE_CHARS) return error;
+  return { ...error, message: `${error.message.slice(0, SUMMARY_MESSAGE_CHARS - 1)}…` };
 }
 
 /** Two tallies as one (a run's batches). */

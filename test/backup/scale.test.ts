@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReportOf, runResultOf } from '../../client/run-result';
 import { FAILED_NAMED, type RunProgress, type RunResult } from '../../core/run-report';
 import { runReportPaths } from '../../remotes/backup-paths';
+import type { BatchProgress } from '../../workflows/backup-batch';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { runXcpb } from '../helpers/cli';
 import { temporalAddress } from '../helpers/temporal';
@@ -17,6 +18,8 @@ const VMS = 300;
 const FAILING = 30;
 const PAYLOAD_LIMIT = 512 * 1024;
 const HISTORY_LIMIT = 2_000;
+/** A progress answer names at most 20 failed VMs and a batch's running VMs: tens of KB at most. */
+const PROGRESS_LIMIT = 128 * 1024;
 /** What an XAPI error can carry: a storage backend's whole stderr, for instance. */
 const LONG_PARAM = `lvcreate failed: ${'Volume group "VG_XenStorage-0f3c" has insufficient free space; '.repeat(16)}`;
 
@@ -91,14 +94,20 @@ describe(`a job of ${VMS} VMs`, () => {
     });
     const handle = await stack.startJob('scale');
 
-    // While it runs, `xcpb run` polls a compact progress query, not the report.
+    // While it runs, `xcpb run` polls compact progress queries, not the report: the run's (its
+    // tally, its running batch) and the batch's (its running VMs and the last few finished).
     let progress: RunProgress | undefined;
-    for (let i = 0; i < 600 && !progress?.counts.vms; i++) {
+    let batch: BatchProgress | undefined;
+    for (let i = 0; i < 1_200 && !(batch && batch.counts.vms > 10); i++) {
       await new Promise((r) => setTimeout(r, 500));
       progress = await handle.query<RunProgress>('progress').catch(() => undefined);
+      const running = progress?.batches[0];
+      if (running) batch = await stack.client.workflow.getHandle(running).query<BatchProgress>('progress');
     }
     expect(progress?.selected).toBe(VMS);
-    expect(JSON.stringify(progress).length).toBeLessThan(16 * 1024);
+    expect(batch?.vms.length).toBeGreaterThan(0);
+    expect(JSON.stringify(progress).length).toBeLessThan(PROGRESS_LIMIT);
+    expect(JSON.stringify(batch).length).toBeLessThan(PROGRESS_LIMIT);
 
     const result = (await runResultOf(handle)) as RunResult;
     expect(result.status).toBe('failure');
