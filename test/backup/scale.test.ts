@@ -178,5 +178,5 @@ describe(`a job of ${VMS} VMs`, () => {
     expect(shown.stderr).toBe('');
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout).vms).toHaveLength(VMS);
-  }, 900_000);
+  }, 1_500_000);
 });
