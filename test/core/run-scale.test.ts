@@ -1,9 +1,11 @@
 // The pure parts of a big run: its selection in pages, its bounded tally, the stored report's
-// folder name, and the stored report itself on a real local remote (parts merged, idempotent).
+// folder name; and the stored report itself on a real local remote (parts merged, idempotent),
+// read back by the client through the config's remote.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fullRunReport, type ReportConfig } from '../../client/stored-report';
 import {
   addTally,
   durationMs,
@@ -11,6 +13,7 @@ import {
   FAILED_NAMED,
   inlineReportOf,
   type RunReport,
+  type RunResult,
   SUMMARY_MESSAGE_CHARS,
   tallyOutcome,
   tallyVm,
@@ -150,5 +153,19 @@ describe('the stored run report', () => {
     // Retried after it had written (a worker died before answering): the same report.
     expect(await finishRunReport(remote, header)).toEqual(full);
     expect(inlineReportOf(full)).toEqual(full);
+
+    // The client reads it through the config's remote (read-only), or says what it needs.
+    const { vms: _, ...summary } = full;
+    const result: RunResult = {
+      ...summary,
+      ...full.vms.reduce(tallyVm, emptyTally()),
+      stored: { remoteId: 'r', path: runReportPaths(id).report },
+      reports: [{ name: 'email', status: 'success', start: full.start }],
+    };
+    const config = { remotes: [{ id: 'r', url: `file://${dir}` }] } as ReportConfig;
+    expect(await fullRunReport(result, config)).toEqual({ ...full, reports: result.reports });
+    await expect(fullRunReport(result, undefined)).rejects.toThrow(
+      `the full report of run ${id} is on remote "r" (${runReportPaths(id).report}): read it with the config that defines that remote (--config)`,
+    );
   });
 });
