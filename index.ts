@@ -29,8 +29,10 @@ export {
   reportOf,
   restoreOutcomeOf,
   runReportOf,
+  runResultOf,
   vmReportOf,
 } from './client/run-result';
+export { fullRunReport } from './client/stored-report';
 export { loadConfigFile } from './config/load';
 export type {
   Config,
@@ -48,7 +50,15 @@ export {
   scheduleWorkflowId,
 } from './core/job-input';
 export { FAILURE_TYPES, reportOfFailure } from './core/outcome-failure';
-export type { ErrorInfo, RunReport, Status, StepReport, VmReport } from './core/run-report';
-export { runOutcome, throughput, vmOutcome } from './core/run-report';
+export type {
+  ErrorInfo,
+  RunProgress,
+  RunReport,
+  RunResult,
+  Status,
+  StepReport,
+  VmReport,
+} from './core/run-report';
+export { durationMs, runOutcome, throughput, vmOutcome } from './core/run-report';
 export { SA as SEARCH_ATTRIBUTES } from './core/search-attributes';
 export { MAIN_QUEUE } from './core/task-queues';

@@ -6,6 +6,7 @@ import type { SnapshotMode } from '../core/snapshot-mode';
 import type { SnapshotVerdict } from '../core/snapshot-retention';
 import type { SelectionResult } from '../core/vm-selection';
 import type { ReportActivities } from './report-activities';
+import type { RunReportActivities } from './run-report-activities';
 
 export interface VmRef {
   poolId: string;
@@ -147,9 +148,25 @@ export interface RetentionResult {
   explanation: string[];
 }
 
-export interface BackupActivities extends ReportActivities {
+/**
+ * One page of a run's selection: at most `limit` VMs whose uuid sorts after `after`, sorted by name;
+ * `next` is the `after` of the next page. Paged so that no activity result grows with the pools
+ * (10,000 VMs are ~1 MB of selection; Temporal warns at 512 KB per payload).
+ */
+export interface SelectionPage {
+  selected: SelectionResult['selected'];
+  /** VMs the job's selection left out (all pages), counted only: the list grows with the pools */
+  excludedCount: number;
+  /** uuids named by the job that no pool has (first page only) */
+  missing: string[];
+  next?: string;
+  /** histories recorded before paging (no `limit`) carry the list */
+  excluded?: SelectionResult['excluded'];
+}
+
+export interface BackupActivities extends ReportActivities, RunReportActivities {
   // main queue
-  selectVms(job: Pick<JobConfig, 'vms'>): Promise<SelectionResult & { missing: string[] }>;
+  selectVms(req: Pick<JobConfig, 'vms'> & { after?: string; limit?: number }): Promise<SelectionPage>;
   prepareRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<TargetOutcome[]>;
   releaseRemotes(req: { remoteIds: string[]; vmUuid: string; owner: string }): Promise<void>;
   /**

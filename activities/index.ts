@@ -11,6 +11,7 @@ import { createRemoteActivities, type RemoteActivityOptions } from './remote-act
 import { createReportActivities } from './report-activities';
 import { createRestoreActivities } from './restore-activities';
 import type { RestoreActivities } from './restore-contract';
+import { createRunReportActivities, runReportReader } from './run-report-activities';
 import { createImportSlotActivities, createSrWriterActivities } from './sr-writer-activities';
 import type { ImportSlotActivities, SrWriterActivities } from './sr-writer-contract';
 import { createTransferActivities, type RemoteRegistry } from './transfer-activities';
@@ -49,7 +50,8 @@ export function createBackupActivities({
     ...keepingAlive(createMetadataActivities(pools, remotes)),
     ...createRestoreActivities(pools, remotes),
     ...createFileRestoreActivities(remotes),
-    ...createReportActivities(smtp),
+    ...createReportActivities(smtp, runReportReader(remotes)),
+    ...keepingAlive(createRunReportActivities(remotes)),
     ...keepingAlive(createSrWriterActivities(pools)),
     ...createImportSlotActivities(),
   };

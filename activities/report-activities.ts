@@ -6,21 +6,26 @@ import nodemailer from 'nodemailer';
 import { resolveSecret } from '../config/secrets';
 import type { SmtpConfig } from '../core/config/schema';
 import { reportHtml, reportSubject, reportText } from '../core/report-text';
-import type { RunReport } from '../core/run-report';
+import type { RunReport, RunResult } from '../core/run-report';
 
 export interface ReportActivities {
   sendReportEmail(req: {
-    report: RunReport;
+    /** the run's result: the full report is read where it is stored */
+    report: RunResult | RunReport;
     to: string[];
   }): Promise<{ messageId: string; accepted: string[] }>;
-  postReportWebhook(req: { report: RunReport; url: string }): Promise<{ status: number }>;
+  postReportWebhook(req: { report: RunResult | RunReport; url: string }): Promise<{ status: number }>;
 }
 
 const WEBHOOK_TIMEOUT_MS = 30_000;
 
-export function createReportActivities(smtp: SmtpConfig | undefined): ReportActivities {
+export function createReportActivities(
+  smtp: SmtpConfig | undefined,
+  /** the full report of a run's result (activities/run-report-activities runReportReader) */
+  fullReport: (result: RunResult | RunReport) => Promise<RunReport>,
+): ReportActivities {
   return {
-    async sendReportEmail({ report, to }) {
+    async sendReportEmail({ report: result, to }) {
       if (!smtp)
         throw ApplicationFailure.nonRetryable(
           'the worker config has no smtp section to send reports through',
@@ -38,6 +43,7 @@ export function createReportActivities(smtp: SmtpConfig | undefined): ReportActi
           : undefined,
       });
       try {
+        const report = await fullReport(result);
         const sent = await transport.sendMail({
           from: smtp.from,
           to,
@@ -51,7 +57,8 @@ export function createReportActivities(smtp: SmtpConfig | undefined): ReportActi
       }
     },
 
-    async postReportWebhook({ report, url }) {
+    async postReportWebhook({ report: result, url }) {
+      const report = await fullReport(result);
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'xcp-backup' },

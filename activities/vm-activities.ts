@@ -1,10 +1,9 @@
 // Activities that act on VMs through XAPI: selection, preflight, snapshots and their cleanup.
 import { formatBackupTimestamp, parseBackupTimestamp } from '../core/backup-time';
-import type { JobConfig } from '../core/config/schema';
 import type { JobSnapshot } from '../core/delta-base';
 import { effectiveSnapshotMode } from '../core/snapshot-mode';
 import { decideSnapshotRetention, type SnapshotVerdict } from '../core/snapshot-retention';
-import { missingExplicitVms, selectVms, type VmCandidate } from '../core/vm-selection';
+import { missingExplicitVms, selectionPage, selectVms, type VmCandidate } from '../core/vm-selection';
 import { NOBAK_MARK, XCPB_KEYS, XO_KEYS } from '../core/xo-keys';
 import { type XapiClient, XapiError } from '../xapi';
 import type { BackupActivities, Preflight, SnapshotInfo, VmRef } from './contract';
@@ -41,7 +40,8 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
     });
 
   return {
-    async selectVms(job: Pick<JobConfig, 'vms'>) {
+    async selectVms({ vms: selection, after, limit }) {
+      const job = { vms: selection };
       const poolIds = job.vms.pools ?? pools.ids();
       const candidates: VmCandidate[] = [];
       for (const poolId of poolIds) {
@@ -63,7 +63,10 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
           });
         }
       }
-      return { ...selectVms(job.vms, candidates), missing: missingExplicitVms(job.vms, candidates) };
+      const all = selectVms(job.vms, candidates);
+      const missing = after === undefined ? missingExplicitVms(job.vms, candidates) : [];
+      if (limit === undefined) return { ...all, excludedCount: all.excluded.length, missing };
+      return { ...selectionPage(all.selected, after, limit), excludedCount: all.excluded.length, missing };
     },
 
     preflightVm: (req) =>

@@ -12,6 +12,7 @@ import type { RunReport } from '../core/run-report';
 import { parseSize } from '../simulator/scenario';
 import { connectXapi } from '../xapi';
 import { mbps, mib, startBenchStack, timed } from './lib/backup-stack';
+import { elapsedMs } from './lib/results';
 
 const BLOCK = 2 << 20;
 const size = Math.ceil(parseSize(process.env.XCPB_BENCH_DISK ?? '4GiB') / BLOCK) * BLOCK;
@@ -23,11 +24,11 @@ function printSteps(report: RunReport): void {
   const line = vm.steps
     .map(
       (s) =>
-        `${s.name}${s.target ? `(${s.target.slice(0, 8)})` : ''} ${(((s.end ?? s.start) - s.start) / 1000).toFixed(2)}s`,
+        `${s.name}${s.target ? `(${s.target.slice(0, 8)})` : ''} ${(elapsedMs(s.start, s.end) / 1000).toFixed(2)}s`,
     )
     .join(', ');
   console.log(
-    `      steps: ${line}; VM total ${(((vm.end ?? vm.start) - vm.start) / 1000).toFixed(2)}s of run ${(((report.end ?? report.start) - report.start) / 1000).toFixed(2)}s`,
+    `      steps: ${line}; VM total ${(elapsedMs(vm.start, vm.end) / 1000).toFixed(2)}s of run ${(elapsedMs(report.start, report.end) / 1000).toFixed(2)}s`,
   );
 }
 
@@ -130,7 +131,7 @@ try {
   const deltaBytes = second.value.vms[0].steps.find((s) => s.name === 'export')!.bytes ?? 0;
   printSteps(second.value);
   const deltaExport = second.value.vms[0].steps.find((st) => st.name === 'export')!;
-  const deltaExportMs = (deltaExport.end ?? deltaExport.start) - deltaExport.start;
+  const deltaExportMs = elapsedMs(deltaExport.start, deltaExport.end);
   console.log(
     `    delta of ${changed} changed blocks: export step ${(deltaExportMs / 1000).toFixed(2)} s for ${mib(deltaBytes)} MiB (${mbps(deltaBytes, deltaExportMs)} MiB/s); whole run ${(second.ms / 1000).toFixed(2)} s`,
   );

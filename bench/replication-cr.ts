@@ -12,7 +12,7 @@ import { stat } from 'node:fs/promises';
 import { parseSize } from '../simulator/scenario';
 import { connectXapi } from '../xapi';
 import { mbps, mib, startBenchStack, timed } from './lib/backup-stack';
-import { recordResult } from './lib/results';
+import { elapsedMs, recordResult } from './lib/results';
 
 const BENCH = 'replication-cr';
 
@@ -90,7 +90,7 @@ try {
   const run = await timed(() => stack.runJob('cr'));
   if (run.value.status !== 'success') throw new Error(JSON.stringify(run.value));
   const step = run.value.vms[0].steps.find((s) => s.name === 'export')!;
-  const stepMs = (step.end ?? step.start) - step.start;
+  const stepMs = elapsedMs(step.start, step.end);
   const bytes = step.bytes ?? 0;
   console.log(
     `CR delta run: ${(run.ms / 1000).toFixed(2)} s; export+import step ${(stepMs / 1000).toFixed(2)} s for ${mib(bytes)} MiB (${mbps(bytes, stepMs)} MiB/s); ${step.detail}`,

@@ -30,7 +30,9 @@ async function preview(jobId: string, values: { config: string; json?: boolean }
   const job = findJob(config, jobId);
   const pools = createPoolRegistry(config.pools);
   try {
-    const preview: Preview = await createVmActivities(pools).selectVms({ vms: job.vms });
+    // Unpaged: the whole selection with every excluded VM and why.
+    const all = await createVmActivities(pools).selectVms({ vms: job.vms });
+    const preview: Preview = { selected: all.selected, excluded: all.excluded ?? [], missing: all.missing };
     if (values.json) printJson(preview);
     else process.stdout.write(`${formatPreview(job.id, preview).join('\n')}\n`);
     return 0;

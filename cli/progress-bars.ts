@@ -48,7 +48,7 @@ export function vmProgress(vm: VmReport): Progress {
     name: vm.vmName,
     bytes,
     total: vm.status === 'success' ? bytes : total,
-    start: exports[0]?.start ?? vm.start,
+    start: Date.parse(exports[0]?.start ?? vm.start),
     doing,
   };
 }

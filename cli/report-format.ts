@@ -2,6 +2,7 @@
 // as a Style, so callers decide (the CLI: only on a TTY without NO_COLOR).
 import type { RunSummary } from '../client/backup-client';
 import {
+  durationMs,
   type RunReport,
   type Status,
   type StepReport,
@@ -56,8 +57,8 @@ export function paintStatus(status: string, style: Style): string {
 
 const STATUS_MARK: Record<Status, string> = { success: '✓', failure: '✗', skipped: '-', running: '…' };
 
-function elapsed(item: { start: number; end?: number }, now: number): string {
-  return formatDuration((item.end ?? now) - item.start);
+function elapsed(item: { start: string; end?: string }, now: number): string {
+  return formatDuration(durationMs(item.start, item.end, now));
 }
 
 /** Whether the run's disk exports were full, delta, or both (undefined when nothing was exported). */

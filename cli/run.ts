@@ -2,10 +2,12 @@
 // followed VM by VM until it ends, then its report. Exit 1 when a VM failed (or the run did).
 import type { Client } from '@temporalio/client';
 import { getRunState, RunInFlightError, type RunState, startBackupJob } from '../client/backup-client';
+import type { ReportConfig } from '../client/stored-report';
 import { loadConfigFile } from '../config/load';
 import type { Config } from '../core/config/schema';
 import { formatProblems } from '../core/config/validate';
-import type { RunReport } from '../core/run-report';
+import type { RunProgress, RunReport } from '../core/run-report';
+import { formatBytes } from '../core/words';
 import { type ConnectionFlags, clientFromFlags, withConnectionOptions } from './connection-flags';
 import { printJson, terminalStyle } from './output';
 import { type Register, run, withExamples } from './program';
@@ -93,11 +95,11 @@ export async function followAndPrint(
     // A bar per VM with percentage, rate and ETA, redrawn in place.
     const bars = new ProgressBars(process.stderr);
     try {
-      ({ report } = await followRun(client, workflowId, (r) => bars.update(runProgressItems(r))));
+      ({ report } = await followRun(client, workflowId, (r) => bars.update(runProgressItems(r)), o.config));
     } finally {
       bars.stop();
     }
-  } else ({ report } = await followRun(client, workflowId, progressPrinter(process.stderr)));
+  } else ({ report } = await followRun(client, workflowId, progressPrinter(process.stderr), o.config));
   if (o.json) printJson(report);
   else {
     const zoneOf = await zonesOf([report], { config: o.config, client });
@@ -111,16 +113,21 @@ export function runFailed(report: RunReport): boolean {
   return report.status === 'failure' || report.vms.some((vm) => vm.status === 'failure');
 }
 
-/** Polls a run's report every second until the run ends, handing each to `onProgress`. */
+/**
+ * Polls a run's compact progress every second until the run ends, handing each to `onProgress`
+ * (the VMs running now and the last few finished; `progress` has the counts), then returns its
+ * complete report (read with `config`'s remotes when the run is big).
+ */
 export async function followRun(
   client: Client,
   workflowId: string,
-  onProgress: (report: RunReport) => void,
+  onProgress: (report: RunReport, progress?: RunProgress) => void,
+  config?: ReportConfig,
 ): Promise<RunState> {
   for (;;) {
-    const state = await getRunState(client, workflowId, { liveBytes: true });
+    const state = await getRunState(client, workflowId, { liveBytes: true, config });
     if (state.closed) return state;
-    onProgress(state.report);
+    onProgress(state.report, state.progress);
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
@@ -129,13 +136,18 @@ export async function followRun(
  * Progress lines on a stream: on a terminal redrawn in place every poll, elsewhere (logs, pipes)
  * a line only when a VM's line changed.
  */
-export function progressPrinter(stream: NodeJS.WriteStream): (report: RunReport) => void {
+export function progressPrinter(
+  stream: NodeJS.WriteStream,
+): (report: RunReport, progress?: RunProgress) => void {
   if (stream.isTTY) {
     let drawn = 0;
-    return (report) => {
+    return (report, progress) => {
       // Plain and cut to the width: a wrapped line would throw off the cursor-up count.
       const width = Math.max(20, (stream.columns || 80) - 1);
-      const lines = formatProgress(report, plainStyle, Date.now()).map((l) => l.slice(0, width));
+      const lines = [
+        ...progressCounts(report, progress),
+        ...formatProgress(report, plainStyle, Date.now()),
+      ].map((l) => l.slice(0, width));
       // Move up over the previous drawing and clear it before drawing again.
       if (drawn > 0) stream.write(`\x1b[${drawn}A\x1b[0J`);
       stream.write(`${lines.join('\n')}\n`);
@@ -143,11 +155,29 @@ export function progressPrinter(stream: NodeJS.WriteStream): (report: RunReport)
     };
   }
   const shown = new Set<string>();
-  return (report) => {
-    for (const line of formatProgress(report)) {
+  return (report, progress) => {
+    for (const line of [...progressCounts(report, progress), ...formatProgress(report)]) {
       if (shown.has(line)) continue;
       shown.add(line);
       stream.write(`${line}\n`);
     }
   };
+}
+
+/** The run's counts above its VMs' lines: `120/10000 VMs done, 2 failed, 16 running, 1.2 GiB`. */
+export function progressCounts(report: RunReport, p: RunProgress | undefined): string[] {
+  if (!p || p.selected === 0) return [];
+  const c = p.counts;
+  const running = report.vms.filter((vm) => vm.status === 'running').length;
+  return [
+    [
+      `${c.vms}/${p.selected}${p.selecting ? '+' : ''} VMs done`,
+      c.failure ? `${c.failure} failed` : undefined,
+      c.skipped ? `${c.skipped} skipped` : undefined,
+      running ? `${running} running` : undefined,
+      p.bytes ? formatBytes(p.bytes) : undefined,
+    ]
+      .filter(Boolean)
+      .join(', '),
+  ];
 }

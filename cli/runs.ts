@@ -2,7 +2,7 @@
 // `xcpb runs show <workflowId> [--json] [--follow]`: one run's report tree; --follow follows a
 // running run to its end (again after a Ctrl-C).
 // `xcpb cancel <workflowId> [--wait]`: stop a run; its VMs still clean up their snapshots.
-import { cancelRun, getRunReport, getRunState, listRuns } from '../client/backup-client';
+import { cancelRun, getRunReport, listRuns } from '../client/backup-client';
 import {
   type ConnectionAndConfigFlags,
   clientFromFlags,
@@ -54,6 +54,11 @@ export const registerRuns: Register = (program) => {
         .description("one run's report: job → VM → steps, with bytes, throughput and errors")
         .argument('<workflowId>', 'as `xcpb runs` lists it')
         .option('--json', 'as JSON')
+        .addHelpText(
+          'after',
+          '\nA big run stores its full report on its first remote (xcpb-runs/<run>/report.json):\n' +
+            'give --config so its remotes can be read.',
+        )
         .option('-f, --follow', 'follow a running run until it ends (exit 1 when it failed)'),
       { configFlag: true },
     ),
@@ -62,11 +67,12 @@ export const registerRuns: Register = (program) => {
     'xcpb runs show <workflowId> --json | jq .vms[].status',
   ).action(
     run(async (workflowId: string, o: ConnectionAndConfigFlags & { json?: boolean; follow?: boolean }) => {
+      // The config's remotes hold the full report of a big run (beside its backups).
       const config = await optionalConfig(o.config);
       const client = await clientFromFlags(o, config?.temporal);
       try {
         if (o.follow) return await followAndPrint(client, workflowId, { json: o.json, config });
-        const report = await getRunReport(client, workflowId, { liveBytes: true });
+        const report = await getRunReport(client, workflowId, { liveBytes: true, config });
         if (o.json) printJson(report);
         else {
           const zoneOf = await zonesOf([report], { config, client });
@@ -108,8 +114,8 @@ export const registerCancel: Register = (program) => {
           .getHandle(workflowId)
           .result()
           .catch(() => undefined); // waiting only: the state below says how it ended
-        const state = await getRunState(client, workflowId);
-        process.stdout.write(`${workflowId} ${state.temporalStatus.toLowerCase()}\n`);
+        const { status } = await client.workflow.getHandle(workflowId).describe();
+        process.stdout.write(`${workflowId} ${status.name.toLowerCase()}\n`);
         return 0;
       } finally {
         await client.connection.close();

@@ -17,13 +17,23 @@ import {
   manualRunWorkflowId,
   scheduleWorkflowId,
 } from '../core/job-input';
-import type { RunReport, VmReport } from '../core/run-report';
+import {
+  addTally,
+  type RunProgress,
+  type RunReport,
+  type RunResult,
+  type VmReport,
+} from '../core/run-report';
 import { SA } from '../core/search-attributes';
 import { MAIN_QUEUE } from '../core/task-queues';
 import { runDetails, runSummary } from '../core/ui-text';
+import type { BatchProgress } from '../workflows/backup-batch';
 import type { backupJob } from '../workflows/backup-job';
-import { runReportOf } from './run-result';
+import { runResultOf } from './run-result';
+import { fullRunReport, type ReportConfig, readStoredReport } from './stored-report';
 
+/** The query of a run's (and a batch's) bounded progress; runs from before batches answer 'report'. */
+const PROGRESS_QUERY = 'progress';
 const REPORT_QUERY = 'report';
 /** A query needs a worker; without one it would wait for the RPC's own (long) deadline. */
 const QUERY_DEADLINE_MS = 10_000;
@@ -126,15 +136,23 @@ export interface RunState {
   /** Temporal's status of the run: RUNNING, COMPLETED, CANCELLED, TERMINATED, … */
   temporalStatus: WorkflowExecutionStatusName;
   closed: boolean;
+  /**
+   * The complete report once the run ended; while it runs, its header and the VMs of the batches
+   * running now (running ones with their steps, and the last few finished).
+   */
   report: RunReport;
+  /** While it runs (and for a run that ended without a result): its bounded tally and selection. */
+  progress?: RunProgress;
 }
 
 export interface ReadRunOptions {
   /** fill the bytes of running exports from their heartbeats (one more call per running VM) */
   liveBytes?: boolean;
+  /** the config whose remotes hold the full reports of big runs (client/stored-report.ts) */
+  config?: ReportConfig;
 }
 
-/** The report of a run: the result once it completed, the `report` query while it runs. */
+/** The report of a run: complete once it ended, its progress while it runs. */
 export async function getRunReport(
   client: Client,
   workflowId: string,
@@ -144,8 +162,9 @@ export async function getRunReport(
 }
 
 /**
- * A run's report and Temporal status. While the run goes, each running VM's steps come from its
- * child workflow (`<runId>/vm:<uuid>`), since the parent only learns them when the child ends.
+ * A run's report and Temporal status. While the run goes, it answers a compact `progress` query
+ * (bounded whatever the job's size); each running batch answers with its running VMs, and each
+ * running VM's steps come from its child workflow (`<runId>/vm:<uuid>`).
  */
 export async function getRunState(
   client: Client,
@@ -163,8 +182,9 @@ export async function getRunState(
   const temporalStatus = description.status.name;
   const closed = temporalStatus !== 'RUNNING';
   if (temporalStatus === 'COMPLETED' || temporalStatus === 'FAILED') {
+    let result: RunResult | RunReport;
     try {
-      return { workflowId, temporalStatus, closed, report: await runReportOf(handle) };
+      result = await runResultOf(handle);
     } catch (err) {
       // Failed without a report: it never got to run (e.g. its input broke the start contract).
       if (!(err instanceof WorkflowFailedError)) throw err;
@@ -172,23 +192,53 @@ export async function getRunState(
       report.reason = innermostMessage(err);
       return { workflowId, temporalStatus, closed, report };
     }
+    return { workflowId, temporalStatus, closed, report: await fullRunReport(result, o.config) };
   }
+  const progress = await withQueryDeadline(client, () => handle.query<RunProgress>(PROGRESS_QUERY)).catch(
+    () => undefined,
+  );
   let report: RunReport;
-  try {
-    report = await withQueryDeadline(client, () => handle.query<RunReport>(REPORT_QUERY));
-  } catch {
-    report = reportFromDescription(description);
+  if (progress) {
+    // A cancelled run stored its report before it ended.
+    if (closed && progress.stored) {
+      const stored = await readStoredReport(workflowId, progress.stored, o.config).catch(() => undefined);
+      if (stored) return { workflowId, temporalStatus, closed, report: endedAs(stored, temporalStatus) };
+    }
+    report = { ...progress, vms: [] };
+    const batches = await Promise.all(
+      progress.batches.map((id) =>
+        withQueryDeadline(client, () =>
+          client.workflow.getHandle(id).query<BatchProgress>(PROGRESS_QUERY),
+        ).catch(() => undefined),
+      ),
+    );
+    for (const batch of batches) {
+      if (!batch) continue;
+      addTally(progress, batch);
+      report.vms.push(...batch.vms);
+    }
+  } else {
+    // A run started before batches answers only the whole-report query.
+    try {
+      report = await withQueryDeadline(client, () => handle.query<RunReport>(REPORT_QUERY));
+    } catch {
+      report = reportFromDescription(description);
+    }
   }
-  if (closed) {
-    // Cancelled, terminated or timed out: the report as the run left it, marked as ended.
-    if (report.status === 'running') report.status = 'failure';
-    report.reason ??= `run ${temporalStatus.toLowerCase()}`;
-    report.end ??= description.closeTime?.getTime();
-  }
+  if (closed) report = endedAs(report, temporalStatus, description.closeTime);
   report.vms = await Promise.all(
     report.vms.map((vm) => (vm.workflowId ? vmWithChildReport(client, vm, closed, o) : vm)),
   );
-  return { workflowId, temporalStatus, closed, report };
+  return { workflowId, temporalStatus, closed, report, progress };
+}
+
+/** Cancelled, terminated or timed out: the report as the run left it, marked as ended. */
+function endedAs(report: RunReport, status: WorkflowExecutionStatusName, closeTime?: Date): RunReport {
+  const ended = { ...report };
+  if (ended.status === 'running') ended.status = 'failure';
+  ended.reason ??= `run ${status.toLowerCase()}`;
+  ended.end ??= closeTime?.toISOString();
+  return ended;
 }
 
 async function vmWithChildReport(
@@ -269,8 +319,8 @@ function reportFromDescription(d: WorkflowExecutionDescription): RunReport {
     scheduleId: sa.get(SA.scheduleId),
     mode: sa.get(SA.mode) ?? '?',
     status: d.status.name === 'RUNNING' ? 'running' : 'failure',
-    start: d.startTime.getTime(),
-    end: d.closeTime?.getTime(),
+    start: d.startTime.toISOString(),
+    end: d.closeTime?.toISOString(),
     reason: 'no worker answered for this run, so only its Temporal status is known',
     vms: [],
   };

@@ -4,8 +4,9 @@
 // through here instead of `handle.result()`, which throws for a failed run.
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { type FailureType, reportOfFailure } from '../core/outcome-failure';
-import type { RunReport, VmReport } from '../core/run-report';
+import type { RunReport, RunResult, VmReport } from '../core/run-report';
 import type { RestoreFailureReport, RestoreVmResult } from '../workflows/restore-vm';
+import { fullRunReport, type ReportConfig } from './stored-report';
 
 /**
  * Waits for the workflow and returns its report: the result when it completed, the failure's
@@ -22,9 +23,25 @@ export async function reportOf<T>(handle: Pick<WorkflowHandle, 'result'>, type?:
   }
 }
 
-/** The run report of a finished `backupJob`, whether it succeeded or failed. */
-export const runReportOf = (handle: Pick<WorkflowHandle, 'result'>) =>
-  reportOf<RunReport>(handle, 'XcpbRunFailed');
+/**
+ * The bounded result of a finished `backupJob`, whether it succeeded or failed: counts, bytes, the
+ * first failed VMs, where the full report is stored, and every VM's report when they are few.
+ * (A run started before batches returns its full report here.)
+ */
+export const runResultOf = (handle: Pick<WorkflowHandle, 'result'>) =>
+  reportOf<RunResult | RunReport>(handle, 'XcpbRunFailed');
+
+/**
+ * The complete run report of a finished `backupJob`, whether it succeeded or failed: carried by
+ * the result for a small run, else read where the run stored it (its first remote, opened with
+ * `config`; see client/stored-report.ts).
+ */
+export async function runReportOf(
+  handle: Pick<WorkflowHandle, 'result'>,
+  o: { config?: ReportConfig } = {},
+): Promise<RunReport> {
+  return fullRunReport(await runResultOf(handle), o.config);
+}
 
 /** The VM report of a finished `backupVm` (a run's child), whether it succeeded or failed. */
 export const vmReportOf = (handle: Pick<WorkflowHandle, 'result'>) =>

@@ -1,7 +1,7 @@
 // The run report as people receive it (email subject, plain text and HTML; XO's report plugins send
 // the same): per VM its outcome, size, duration and reason. Pure: the activity sends what this writes.
 import type { ReportsConfig } from './config/schema';
-import type { RunReport, Status, VmReport } from './run-report';
+import { durationMs, type RunReport, type Status, type VmReport } from './run-report';
 import { formatBytes, plural } from './words';
 
 /** Whether a run with this outcome gets a report. */
@@ -26,7 +26,7 @@ function vmLine(vm: VmReport): { name: string; status: string; size: string; tim
     name: vm.vmName,
     status: vm.status,
     size: bytes ? formatBytes(bytes) : '-',
-    time: vm.end ? duration(vm.end - vm.start) : '-',
+    time: vm.end ? duration(durationMs(vm.start, vm.end)) : '-',
     reason: vm.status === 'success' ? '' : reason,
   };
 }
@@ -41,7 +41,7 @@ export function reportText(r: RunReport): string {
   const lines = [
     `Job ${r.jobId} (${r.mode}${r.scheduleId ? `, schedule ${r.scheduleId}` : ''}): ${r.status}`,
     `Run ${r.workflowId}`,
-    `Started ${new Date(r.start).toISOString()}${r.end ? `, ${duration(r.end - r.start)}` : ''}`,
+    `Started ${r.start}${r.end ? `, ${duration(durationMs(r.start, r.end))}` : ''}`,
   ];
   if (r.reason) lines.push(`Reason: ${r.reason}`);
   lines.push('');
@@ -68,7 +68,7 @@ export function reportHtml(r: RunReport): string {
   return `<!doctype html>
 <html><body style="font-family:sans-serif">
 <h2 style="color:${COLOURS[r.status] ?? 'inherit'}">${escapeHtml(reportSubject(r))}</h2>
-<p>Run <code>${escapeHtml(r.workflowId)}</code>, started ${escapeHtml(new Date(r.start).toISOString())}${r.reason ? `<br>${escapeHtml(r.reason)}` : ''}</p>
+<p>Run <code>${escapeHtml(r.workflowId)}</code>, started ${escapeHtml(r.start)}${r.reason ? `<br>${escapeHtml(r.reason)}` : ''}</p>
 <table border="1" cellpadding="4" cellspacing="0">
 <tr><th>VM</th><th>status</th><th>size</th><th>duration</th><th>reason</th></tr>
 ${rows}

@@ -80,3 +80,25 @@ export function runProgress(vms: readonly { status: string }[], bytes: number): 
     .filter(Boolean)
     .join(' · ');
 }
+
+/**
+ * The same progress from a bounded tally (a run in batches keeps counts, not every VM): VMs done
+ * of `total`, how they ended, how many run now, bytes.
+ */
+export function tallyProgress(
+  t: { counts: { vms: number; success: number; failure: number; skipped: number }; bytes: number },
+  total: number,
+  running: number,
+): string {
+  const { counts: c } = t;
+  return [
+    `**${c.vms}/${plural(total, 'VM')} done**`,
+    `${c.success} succeeded`,
+    c.failure ? `**${c.failure} failed**` : undefined,
+    c.skipped ? `${c.skipped} skipped` : undefined,
+    running ? `${running} running` : undefined,
+    t.bytes ? `${formatBytes(t.bytes)} exported` : undefined,
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}

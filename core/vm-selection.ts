@@ -35,10 +35,28 @@ export function selectVms(selection: JobConfig['vms'], candidates: readonly VmCa
     if (reason) result.excluded.push({ uuid: vm.uuid, name: vm.name, poolId: vm.poolId, reason });
     else result.selected.push({ uuid: vm.uuid, name: vm.name, poolId: vm.poolId });
   }
-  const byName = (a: SelectedVm, b: SelectedVm) =>
-    a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid);
   result.selected.sort(byName);
   return result;
+}
+
+const byName = (a: SelectedVm, b: SelectedVm) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid);
+
+/**
+ * One page of a selection, for a run that pages through it: the first `limit` VMs whose uuid
+ * sorts after `after` (uuid order: a VM's uuid never changes, so a VM present on every page's
+ * listing is on exactly one page, whatever is renamed, added or removed meanwhile), then by name.
+ */
+export function selectionPage(
+  selected: readonly SelectedVm[],
+  after: string | undefined,
+  limit: number,
+): { selected: SelectedVm[]; next?: string } {
+  const rest = selected
+    .filter((vm) => after === undefined || vm.uuid > after)
+    .sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
+  const page = rest.slice(0, limit);
+  const next = rest.length > limit ? page.at(-1)?.uuid : undefined;
+  return { selected: page.sort(byName), next };
 }
 
 function exclusionReason(

@@ -26,9 +26,13 @@ const client = await connectClient(resolveTarget({ config: loaded.config.tempora
 try {
   const handle = await startBackupJob(client, { config: loaded.config, jobId });
   console.log(`started ${handle.workflowId}`);
-  // Completed or Failed, the run's report (from the result or the failure's details); a
-  // cancelled run's report as it stood: getRunReport(client, handle.workflowId).
-  const report = await runReportOf(handle).catch(() => getRunReport(client, handle.workflowId));
+  // Completed or Failed, the run's complete report: carried by the result for a small run, else
+  // read where the run stored it (its first remote, opened with the config); a cancelled run's
+  // report as it stood: getRunReport(client, handle.workflowId, { config }).
+  const config = loaded.config;
+  const report = await runReportOf(handle, { config }).catch(() =>
+    getRunReport(client, handle.workflowId, { config }),
+  );
   console.log(formatReportTree(report));
   process.exitCode = report.status === 'failure' ? 1 : 0;
 } catch (err) {

@@ -14,7 +14,14 @@ try {
     args: [{ job: { id: 'x', mode: 'delta', vms: { pools: ['demo'] }, remotes: ['local'] } }],
   });
   console.log(`started ${handle.workflowId}`);
-  let report: { status: string; vms: { vmName: string; status: string }[] };
+  // The run result (docs/schemas/run-result.json): counts, the first failed VMs, where the full
+  // report is stored, and every VM's report when they are few (a big run: read `stored`).
+  let report: {
+    status: string;
+    counts: { vms: number; failure: number };
+    vms?: { vmName: string; status: string }[];
+    stored?: { remoteId?: string; path: string };
+  };
   try {
     report = await handle.result(); // Completed: every VM succeeded or was skipped
   } catch (err) {
@@ -24,7 +31,12 @@ try {
     if (!(cause instanceof ApplicationFailure) || cause.type !== 'XcpbRunFailed') throw err;
     report = cause.details?.[0] as typeof report;
   }
-  for (const vm of report.vms) console.log(`${vm.status.padEnd(8)} ${vm.vmName}`);
+  for (const vm of report.vms ?? []) console.log(`${vm.status.padEnd(8)} ${vm.vmName}`);
+  if (!report.vms)
+    console.log(
+      `${report.counts.vms} VMs, ${report.counts.failure} failed; full report: ${report.stored?.path} ` +
+        `on remote ${report.stored?.remoteId ?? "(the worker's state folder)"}`,
+    );
   process.exitCode = report.status === 'failure' ? 1 : 0;
 } finally {
   await connection.close();

@@ -63,3 +63,41 @@ export function backupPaths(vmUuid: string, timestamp: number | string): BackupP
 export function resolveInVmDir(vmUuid: string, ref: string): string {
   return `${vmBackupDir(vmUuid)}/${ref.replace(/^(\.\/)+/, '')}`;
 }
+
+/**
+ * Where xcp-backup keeps each run's full report, beside XO's folders (XO ignores unknown ones):
+ *   xcpb-runs/<run>/report.json            the whole run report, written when the run ends
+ *   xcpb-runs/<run>/parts/<batch>-<n>.json  VM reports written while it runs, merged into report.json
+ * `<run>` is the run's workflow id made one safe segment (see runFolderName).
+ */
+export const RUN_REPORTS_DIR = 'xcpb-runs';
+
+export interface RunReportPaths {
+  dir: string;
+  report: string;
+  partsDir: string;
+  part(batch: number, n: number): string;
+}
+
+export function runReportPaths(workflowId: string): RunReportPaths {
+  const dir = `${RUN_REPORTS_DIR}/${runFolderName(workflowId)}`;
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  return {
+    dir,
+    report: `${dir}/report.json`,
+    partsDir: `${dir}/parts`,
+    part: (batch, n) => `${dir}/parts/${pad(batch, 6)}-${pad(n, 4)}.json`,
+  };
+}
+
+/**
+ * A workflow id (`xcpb:nightly:manual-2026-01-15T02:00:00.000Z`) as one folder name, reversibly:
+ * letters, digits, `.`, `_` and `-` stay, every other byte becomes `~XX` (so `~` only ever starts an
+ * escape and two ids never share a folder); a leading `.` is escaped too (no hidden or `..` names).
+ */
+export function runFolderName(workflowId: string): string {
+  if (workflowId === '') throw new RangeError('a run needs a workflow id');
+  const hex = (c: string) =>
+    [...new TextEncoder().encode(c)].map((b) => `~${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  return workflowId.replace(/[^A-Za-z0-9._-]/gu, hex).replace(/^\./, '~2E');
+}

@@ -2,6 +2,7 @@
 // metadata, the VM lock and retention, all through the narrow Remote and nothing else. Activities and
 // the CLI hold a BackupRepository; the CLI's is read-only (a Remote view that refuses every write).
 import type { RetentionPolicy } from '../core/retention';
+import type { RunReport, VmReport } from '../core/run-report';
 import { checkVhd, type MergeOptions, type VhdChain } from '../formats/vhd';
 import { applyRetention, type RetentionReport, removeBackups } from './apply-retention';
 import type { BackupMetadata } from './backup-metadata';
@@ -17,6 +18,13 @@ import {
   newestBackupName,
   writeBackupMetadata,
 } from './repository';
+import {
+  finishRunReport,
+  readRunReport,
+  readRunReportParts,
+  removeRunReportParts,
+  writeRunReportPart,
+} from './run-reports';
 import { vhdPathOn } from './vhd-directory';
 import { finishInterruptedMergesOnRemote, mergeVhdOnRemote } from './vhd-merge';
 import { isFile, openRemoteChain, type RemoteVhd, readVhdParent, readVhdUuid } from './vhd-store';
@@ -181,5 +189,32 @@ export class BackupRepository {
       },
       { dryRun: options.dryRun },
     );
+  }
+
+  // Run reports (remotes/run-reports.ts): beside the backups, in xcpb-runs/.
+
+  writeRunReportPart(
+    workflowId: string,
+    batch: number,
+    part: number,
+    vms: readonly VmReport[],
+  ): Promise<void> {
+    return writeRunReportPart(this.remote, workflowId, batch, part, vms);
+  }
+
+  readRunReportParts(workflowId: string): Promise<VmReport[]> {
+    return readRunReportParts(this.remote, workflowId);
+  }
+
+  finishRunReport(report: RunReport, extraParts?: readonly VmReport[]): Promise<RunReport> {
+    return finishRunReport(this.remote, report, extraParts);
+  }
+
+  removeRunReportParts(workflowId: string): Promise<void> {
+    return removeRunReportParts(this.remote, workflowId);
+  }
+
+  readRunReport(workflowId: string): Promise<RunReport> {
+    return readRunReport(this.remote, workflowId);
   }
 }

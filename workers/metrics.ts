@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { InjectedSinks } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { VmReport } from '../core/run-report';
+import { durationMs, type VmReport } from '../core/run-report';
 import type { MetricsSinks } from '../workflows/metrics-interceptor';
 
 const LONG_BUCKETS = [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14_400, 28_800, 86_400];
@@ -63,8 +63,10 @@ export class ProductMetrics {
   vmBackupEnded(jobId: string, report: VmReport): void {
     const vm = { job_id: jobId, vm: report.vmName, vm_uuid: report.vmUuid };
     this.vmBackups.inc({ ...vm, outcome: report.status });
-    if (report.end) this.backupDuration.observe({ job_id: jobId }, (report.end - report.start) / 1000);
-    if (report.status === 'success') this.vmLastSuccess.set(vm, (report.end ?? Date.now()) / 1000);
+    if (report.end)
+      this.backupDuration.observe({ job_id: jobId }, durationMs(report.start, report.end) / 1000);
+    if (report.status === 'success')
+      this.vmLastSuccess.set(vm, (report.end ? Date.parse(report.end) : Date.now()) / 1000);
     for (const step of report.steps) {
       if (step.name === 'transfer' && step.status === 'success' && step.bytes && step.target)
         this.bytesWritten.inc({ job_id: jobId, target: step.target }, step.bytes);

@@ -14,7 +14,7 @@ import { chooseBaseSnapshot, type DiskPlan, planDisks } from '../core/delta-base
 import { parseDuration } from '../core/duration';
 import type { BackupJobInput } from '../core/job-input';
 import { FAILURE_TYPES, failedWith } from '../core/outcome-failure';
-import { type VmReport, vmOutcome } from '../core/run-report';
+import { nowIso, type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
@@ -57,7 +57,7 @@ export async function backupVm(input: BackupVmInput): Promise<VmReport> {
     poolId: vm.poolId,
     workflowId: workflowInfo().workflowId,
     status: 'running',
-    start: Date.now(),
+    start: nowIso(),
     steps: [],
   };
   setHandler(vmReportQuery, () => report);
@@ -72,7 +72,7 @@ export async function backupVm(input: BackupVmInput): Promise<VmReport> {
     report.error = errorInfo(err);
     if (isCancellation(err)) throw err;
   } finally {
-    report.end = Date.now();
+    report.end = nowIso();
   }
   // Failed in Temporal when the backup failed, with the report; Completed when done or skipped.
   if (report.status === 'failure') throw failedWith(FAILURE_TYPES.vm, vmFailureMessage(report), report);

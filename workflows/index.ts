@@ -1,5 +1,6 @@
 // The workflow types the worker bundles.
-export { backupJob, runReportQuery } from './backup-job';
+export { backupBatch } from './backup-batch';
+export { backupJob, runProgressQuery, runReportQuery } from './backup-job';
 export { backupVm, vmReportQuery } from './backup-vm';
 export { healthCheck } from './health-check';
 export { jobRunGuard } from './job-guard';

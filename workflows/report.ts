@@ -6,7 +6,7 @@ import {
   isCancellation,
 } from '@temporalio/workflow';
 import { reportOfFailure } from '../core/outcome-failure';
-import type { ErrorInfo, StepReport } from '../core/run-report';
+import { type ErrorInfo, nowIso, type StepReport } from '../core/run-report';
 
 export function errorInfo(err: unknown): ErrorInfo {
   let cause = err;
@@ -31,19 +31,19 @@ export class StepRecorder {
     fn: () => Promise<T>,
     opts: { target?: string; done?: (value: T) => Partial<StepReport> } = {},
   ): Promise<T> {
-    const step: StepReport = { name, target: opts.target, status: 'running', start: Date.now() };
+    const step: StepReport = { name, target: opts.target, status: 'running', start: nowIso() };
     this.steps.push(step);
     try {
       const value = await fn();
-      Object.assign(step, { status: 'success', end: Date.now() }, opts.done?.(value));
+      Object.assign(step, { status: 'success', end: nowIso() }, opts.done?.(value));
       return value;
     } catch (err) {
-      Object.assign(step, { status: 'failure', end: Date.now(), error: errorInfo(err) });
+      Object.assign(step, { status: 'failure', end: nowIso(), error: errorInfo(err) });
       throw err;
     }
   }
 
-  record(step: Omit<StepReport, 'start'> & { start?: number }): void {
-    this.steps.push({ start: Date.now(), end: Date.now(), ...step });
+  record(step: Omit<StepReport, 'start'> & { start?: string }): void {
+    this.steps.push({ start: nowIso(), end: nowIso(), ...step });
   }
 }

@@ -28,6 +28,8 @@ export interface BenchStack {
   client: Client;
   dir: string;
   remoteDir: string;
+  /** the Temporal frontend the workers and the client use (for the CLI) */
+  temporalAddress: string;
   runJob(jobId: string): Promise<RunReport>;
   /** peak RSS of the worker process in bytes (child workers only) */
   workerPeakRss(): Promise<number | undefined>;
@@ -93,6 +95,7 @@ export async function startBenchStack(o: {
     client,
     dir,
     remoteDir,
+    temporalAddress: target.address,
     async runJob(jobId) {
       const job = config.jobs.find((j) => j.id === jobId)!;
       const handle = await client.workflow.start('backupJob', {
@@ -100,7 +103,7 @@ export async function startBenchStack(o: {
         workflowId: `xcpb:${jobId}:bench-${++n}`,
         args: [jobInput(job, job.schedules[0])],
       });
-      return runReportOf(handle);
+      return runReportOf(handle, { config });
     },
     async workerPeakRss() {
       if (!child?.pid) return undefined;

@@ -69,8 +69,8 @@ afterAll(() => stack?.close());
 /** The most VMs whose [start, end] intervals overlap, from the run report. */
 function maxVmsInFlight(report: RunReport): number {
   const events = report.vms.flatMap((v) => [
-    [v.start, 1],
-    [v.end ?? v.start, -1],
+    [Date.parse(v.start), 1],
+    [Date.parse(v.end ?? v.start), -1],
   ]);
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let current = 0;

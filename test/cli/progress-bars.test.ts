@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { formatBar, vmProgress } from '../../cli/progress-bars';
 import type { VmReport } from '../../core/run-report';
 
+/** A report time (ISO 8601) from epoch milliseconds. */
+const at = (ms: number) => new Date(ms).toISOString();
+
 const MiB = 1024 * 1024;
 
 describe('progress bars', () => {
@@ -28,11 +31,25 @@ describe('progress bars', () => {
       poolId: 'lab',
       workflowId: 'w',
       status: 'running',
-      start: 0,
+      start: at(0),
       steps: [
-        { name: 'snapshot', status: 'success', start: 0, end: 1_000 },
-        { name: 'export', target: 'root', status: 'success', start: 1_000, end: 2_000, bytes: 10 * MiB },
-        { name: 'export', target: 'data', status: 'running', start: 1_000, bytes: 5 * MiB, total: 20 * MiB },
+        { name: 'snapshot', status: 'success', start: at(0), end: at(1_000) },
+        {
+          name: 'export',
+          target: 'root',
+          status: 'success',
+          start: at(1_000),
+          end: at(2_000),
+          bytes: 10 * MiB,
+        },
+        {
+          name: 'export',
+          target: 'data',
+          status: 'running',
+          start: at(1_000),
+          bytes: 5 * MiB,
+          total: 20 * MiB,
+        },
       ],
     };
     expect(vmProgress(vm)).toMatchObject({

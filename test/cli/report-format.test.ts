@@ -13,6 +13,9 @@ import {
 import type { RunSummary } from '../../client/backup-client';
 import type { RunReport } from '../../core/run-report';
 
+/** A report time (ISO 8601) from epoch milliseconds. */
+const at = (ms: number) => new Date(ms).toISOString();
+
 const t0 = Date.UTC(2026, 10, 26, 3, 0, 0);
 const MiB = 1024 * 1024;
 
@@ -22,8 +25,8 @@ const report: RunReport = {
   scheduleId: 'daily',
   mode: 'delta',
   status: 'failure',
-  start: t0,
-  end: t0 + 65_000,
+  start: at(t0),
+  end: at(t0 + 65_000),
   vms: [
     {
       vmUuid: 'uuid-web',
@@ -31,16 +34,16 @@ const report: RunReport = {
       poolId: 'lab',
       workflowId: 'w/vm:uuid-web',
       status: 'success',
-      start: t0,
-      end: t0 + 10_000,
+      start: at(t0),
+      end: at(t0 + 10_000),
       steps: [
-        { name: 'snapshot', status: 'success', start: t0, end: t0 + 500, detail: 'snapshot s1' },
+        { name: 'snapshot', status: 'success', start: at(t0), end: at(t0 + 500), detail: 'snapshot s1' },
         {
           name: 'export',
           target: 'vdi-1',
           status: 'success',
-          start: t0 + 1000,
-          end: t0 + 3000,
+          start: at(t0 + 1000),
+          end: at(t0 + 3000),
           bytes: 40 * MiB,
           detail: 'delta from 20261125T030000Z',
         },
@@ -48,8 +51,8 @@ const report: RunReport = {
           name: 'export',
           target: 'scratch [NOBAK]',
           status: 'skipped',
-          start: t0,
-          end: t0,
+          start: at(t0),
+          end: at(t0),
           detail: 'disk marked [NOBAK]',
         },
       ],
@@ -60,14 +63,14 @@ const report: RunReport = {
       poolId: 'lab',
       workflowId: 'w/vm:uuid-db',
       status: 'failure',
-      start: t0,
-      end: t0 + 2000,
+      start: at(t0),
+      end: at(t0 + 2000),
       steps: [
         {
           name: 'snapshot',
           status: 'failure',
-          start: t0,
-          end: t0 + 2000,
+          start: at(t0),
+          end: at(t0 + 2000),
           error: { code: 'VM_IS_TEMPLATE', message: 'snapshot of VM uuid-db: VM_IS_TEMPLATE' },
         },
       ],
@@ -135,8 +138,8 @@ describe('formatProgress', () => {
           ...report.vms[0],
           status: 'running',
           steps: [
-            { name: 'snapshot', status: 'success', start: t0, end: t0 + 1 },
-            { name: 'export', target: 'vdi-1', status: 'running', start: t0, bytes: 3 * MiB },
+            { name: 'snapshot', status: 'success', start: at(t0), end: at(t0 + 1) },
+            { name: 'export', target: 'vdi-1', status: 'running', start: at(t0), bytes: 3 * MiB },
           ],
         },
         { ...report.vms[1], vmName: 'database', status: 'running', steps: [] },

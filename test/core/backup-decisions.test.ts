@@ -149,7 +149,11 @@ describe('snapshot retention on the VM', () => {
 });
 
 describe('outcomes', () => {
-  const step = (status: 'success' | 'failure' | 'skipped' | 'running') => ({ name: 'x', status, start: 0 });
+  const step = (status: 'success' | 'failure' | 'skipped' | 'running') => ({
+    name: 'x',
+    status,
+    start: '2026-01-01T00:00:00.000Z',
+  });
   it('a VM fails if any step failed; a run fails if any VM failed; nothing to do is skipped', () => {
     expect(vmOutcome([step('success'), step('skipped')])).toBe('success');
     expect(vmOutcome([step('success'), step('failure')])).toBe('failure');

@@ -92,6 +92,8 @@ describe('secrets', () => {
     const executions = [];
     for await (const e of stack.client.workflow.list()) executions.push(e);
     expect(executions.map((e) => e.type).sort()).toEqual([
+      'backupBatch', // each run's VMs in a batch (workflows/backup-batch.ts)
+      'backupBatch',
       'backupJob',
       'backupJob',
       'backupVm',

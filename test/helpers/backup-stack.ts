@@ -97,7 +97,7 @@ export class BackupStack {
   /** Starts a run of a job as a schedule would, and waits for its report. */
   async runJob(jobId: string, scheduleId?: string): Promise<RunReport> {
     const handle = await this.startJob(jobId, scheduleId);
-    return runReportOf(handle);
+    return runReportOf(handle, { config: this.config });
   }
 
   async startJob(jobId: string, scheduleId?: string) {

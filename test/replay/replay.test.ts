@@ -1,6 +1,7 @@
 // Runs in flight survive an upgrade only if today's workflow code makes the same decisions as the
 // code that wrote their history. The histories under histories/ (a full run, a delta run with its
-// health check, a cancelled run, a restore; each with its children) were recorded by
+// health check, a cancelled run, a restore, recorded before runs went in batches, so they replay
+// through patched('vm-batches'); and a run in batches; each with its children) were recorded by
 // record-histories.ts; every one must replay without a nondeterminism error. And the test can fail:
 // the same histories replayed against a bundle whose backupVm swaps two activities do fail.
 import { readdir, readFile } from 'node:fs/promises';
@@ -30,13 +31,26 @@ async function replayAll(workflowBundle: { code: string }, file: string): Promis
 const files = (await readdir(DIR)).filter((f) => f.endsWith('.json')).sort();
 
 describe('replay of recorded histories', () => {
-  it('covers a full run, a delta run with a health check, a cancelled run and a restore', async () => {
-    expect(files).toEqual(['cancelled-run.json', 'delta-run.json', 'full-run.json', 'restore.json']);
+  it('covers a full run, a delta run with a health check, a cancelled run and a restore (recorded before batches), a run in batches', async () => {
+    expect(files).toEqual([
+      'batched-run.json',
+      'cancelled-run.json',
+      'delta-run.json',
+      'full-run.json',
+      'restore.json',
+    ]);
     const types = new Set<string>();
     for (const f of files)
       for (const h of await histories(f))
         types.add(h.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '?');
-    expect([...types].sort()).toEqual(['backupJob', 'backupVm', 'healthCheck', 'jobRunGuard', 'restoreVm']);
+    expect([...types].sort()).toEqual([
+      'backupBatch',
+      'backupJob',
+      'backupVm',
+      'healthCheck',
+      'jobRunGuard',
+      'restoreVm',
+    ]);
   });
 
   it.each(files)('%s replays against the current workflow code', async (file) => {

@@ -88,7 +88,10 @@ describe('worker metrics', () => {
     const labels = `job_id="nightly",vm="app",vm_uuid="${vm.uuid}"`;
     expect(s.get(`xcpb_vm_backups_total{${labels},outcome="success"}`), scrape).toBe(2);
     const lastEnd = reports[1].vms[0].end!;
-    expect(s.get(`xcpb_vm_last_success_timestamp_seconds{${labels}}`)).toBeCloseTo(lastEnd / 1000, 3);
+    expect(s.get(`xcpb_vm_last_success_timestamp_seconds{${labels}}`)).toBeCloseTo(
+      Date.parse(lastEnd) / 1000,
+      3,
+    );
     const written = reports
       .flatMap((r) => r.vms[0].steps)
       .filter((st) => st.name === 'transfer' && st.target === 'nas')
