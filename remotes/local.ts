@@ -20,6 +20,7 @@ import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { finishInterruptedMerges, mergeVhdIntoParent } from '../formats/vhd';
+import { FileWriter } from './file-writer';
 import {
   type AtomicWrite,
   type ByteRange,
@@ -142,7 +143,7 @@ class LocalRemote implements Remote {
       await mkdir(nodePath.dirname(abs), { recursive: true });
       return open(tempAbs, 'wx');
     });
-    const stream = createWriteStream('', { fd: handle.fd, autoClose: false });
+    const stream = new FileWriter(handle);
     let state: 'open' | 'committed' | 'aborted' = 'open';
     let streamError: unknown;
     stream.on('error', (error) => {
@@ -160,7 +161,7 @@ class LocalRemote implements Remote {
             throw streamError ?? error;
           });
           if (streamError !== undefined) throw streamError;
-          await handle.sync(); // data durable before the name points at it
+          await handle.sync(); // data durable before the name points at it (mostly flushed already)
           await closeHandle();
           await rename(tempAbs, abs);
           await syncDirectory(nodePath.dirname(abs)); // the rename itself durable
