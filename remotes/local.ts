@@ -28,6 +28,7 @@ import {
   type FolderLocks,
   type InPlaceEdits,
   normalizeRemotePath,
+  type PositionalRead,
   type Remote,
   RemoteError,
   type RemoteErrorCode,
@@ -105,6 +106,22 @@ class LocalRemote implements Remote {
     const handle = await this.guard('open', rel, () => open(abs, 'r'));
     // The stream owns the handle and closes it once (closing the fd twice could close a reused fd).
     return handle.createReadStream({ start: range?.start, end: range?.end, autoClose: true });
+  }
+
+  async openRead(path: string): Promise<PositionalRead> {
+    const { rel, abs } = this.resolve(path);
+    const handle = await this.guard('open', rel, () => open(abs, 'r'));
+    let closed: Promise<void> | undefined;
+    return {
+      read: (buffer, offset, length, position) =>
+        this.guard('read', rel, () => handle.read(buffer, offset, length, position)),
+      stat: () => this.guard('stat', rel, async () => ({ size: (await handle.stat()).size })),
+      // Closed once, whoever asks: closing a reused fd twice would close another file.
+      close: () => {
+        closed ??= handle.close().catch(() => {});
+        return closed;
+      },
+    };
   }
 
   async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
