@@ -1,4 +1,4 @@
-// The local remote's big-file writer: large aligned writes while the next buffer fills, data
+// The local remote's big-file writer: gathered writes while one is in flight, data
 // flushed as it goes; the bytes must come out exactly, and a failed write must fail the stream.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -30,10 +30,10 @@ describe('FileWriter', () => {
           const file = path.join(dir, `f${n++}`);
           const handle = await open(file, 'wx');
           try {
-            // small buffers and flushes so that every path (rotation, background flush) runs
+            // small gathers and flushes so that every path (gathered writes, background flush) runs
             await pipeline(
               Readable.from(chunks),
-              new FileWriter(handle, { bufferSize: k * 4096, flushEvery: 3 * 4096 }),
+              new FileWriter(handle, { gather: k * 4096, flushEvery: 3 * 4096 }),
             );
           } finally {
             await handle.close();
@@ -52,7 +52,7 @@ describe('FileWriter', () => {
     try {
       const err = await pipeline(
         Readable.from([randomBytes(10_000), randomBytes(10_000)]),
-        new FileWriter(handle, { bufferSize: 4096 }),
+        new FileWriter(handle, { gather: 4096 }),
       ).then(
         () => undefined,
         (e) => e,
