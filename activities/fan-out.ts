@@ -208,6 +208,8 @@ function pump(
       source.off('end', onEnd);
       source.off('error', settle);
       source.off('close', onClose);
+      // Whatever the source says from now on (it is destroyed next), it must not crash the worker.
+      source.on('error', () => {});
       if (err === undefined) resolve(bytes);
       else reject(err);
     };
