@@ -144,17 +144,19 @@ async function fanOut(
 
   let bytes = 0;
   try {
-    for await (const chunk of source) {
-      if (live().length === 0) break;
-      bytes += chunk.length;
-      await Promise.all(
-        live().map(async (t) => {
-          if (t.write!.stream.write(chunk)) return;
-          await withinStall(drained(t.write!.stream), t.sink, stallMs).catch((err) => fail(t, err));
-        }),
-      );
-      onProgress(bytes);
-    }
+    bytes = await pump(
+      source,
+      () => live().length > 0,
+      onProgress,
+      (chunk) => {
+        const waits: Promise<void>[] = [];
+        for (const t of live()) {
+          if (t.write!.stream.write(chunk)) continue;
+          waits.push(withinStall(drained(t.write!.stream), t.sink, stallMs).catch((err) => fail(t, err)));
+        }
+        return waits.length === 0 ? undefined : Promise.all(waits).then(() => {});
+      },
+    );
   } catch (err) {
     // The source broke (export cut, cancellation): nothing was committed anywhere.
     await Promise.all(targets.map((t) => t.write?.abort().catch(() => {})));
@@ -182,4 +184,55 @@ async function fanOut(
       t.error ? { remoteId: t.sink.id, ok: false, error: t.error } : { remoteId: t.sink.id, ok: true },
     ),
   };
+}
+
+/**
+ * Reads `source` in flowing mode, handing each chunk to `write` as it came (an async iterator would
+ * concatenate whatever is buffered: a copy of every byte). `write` returns a promise when a target
+ * must drain first: the source pauses until then (backpressure, still without a copy). Stops early
+ * when `wanted` says no target is left. Resolves with the bytes read.
+ */
+function pump(
+  source: Readable,
+  wanted: () => boolean,
+  onProgress: (bytes: number) => void,
+  write: (chunk: Buffer) => Promise<void> | undefined,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', settle);
+      source.off('close', onClose);
+      // Whatever the source says from now on (it is destroyed next), it must not crash the worker.
+      source.on('error', () => {});
+      if (err === undefined) resolve(bytes);
+      else reject(err);
+    };
+    const onEnd = () => settle();
+    // Closed without its end or an error: destroyed from outside.
+    const onClose = () =>
+      settle(source.readableEnded ? undefined : new Error('the export stream closed before its end'));
+    const onData = (chunk: Buffer) => {
+      if (settled) return;
+      bytes += chunk.length;
+      const waiting = write(chunk);
+      onProgress(bytes);
+      if (!wanted()) return settle();
+      if (waiting === undefined) return;
+      source.pause();
+      waiting.then(() => {
+        if (!wanted()) settle();
+        else if (!settled) source.resume();
+      }, settle);
+    };
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', settle);
+    source.once('close', onClose);
+  });
 }

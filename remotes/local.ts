@@ -20,6 +20,7 @@ import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { finishInterruptedMerges, mergeVhdIntoParent } from '../formats/vhd';
+import { FileWriter } from './file-writer';
 import {
   type AtomicWrite,
   type ByteRange,
@@ -27,6 +28,7 @@ import {
   type FolderLocks,
   type InPlaceEdits,
   normalizeRemotePath,
+  type PositionalRead,
   type Remote,
   RemoteError,
   type RemoteErrorCode,
@@ -110,6 +112,22 @@ class LocalRemote implements Remote {
     return handle.createReadStream({ start: range?.start, end: range?.end, autoClose: true });
   }
 
+  async openRead(path: string): Promise<PositionalRead> {
+    const { rel, abs } = this.resolve(path);
+    const handle = await this.guard('open', rel, () => open(abs, 'r'));
+    let closed: Promise<void> | undefined;
+    return {
+      read: (buffer, offset, length, position) =>
+        this.guard('read', rel, () => handle.read(buffer, offset, length, position)),
+      stat: () => this.guard('stat', rel, async () => ({ size: (await handle.stat()).size })),
+      // Closed once, whoever asks: closing a reused fd twice would close another file.
+      close: () => {
+        closed ??= handle.close().catch(() => {});
+        return closed;
+      },
+    };
+  }
+
   async writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
     const write = await this.createWriteStreamAtomic(path);
     try {
@@ -146,7 +164,7 @@ class LocalRemote implements Remote {
       await mkdir(nodePath.dirname(abs), { recursive: true });
       return open(tempAbs, 'wx');
     });
-    const stream = createWriteStream('', { fd: handle.fd, autoClose: false });
+    const stream = new FileWriter(handle);
     let state: 'open' | 'committed' | 'aborted' = 'open';
     let streamError: unknown;
     stream.on('error', (error) => {
@@ -164,7 +182,7 @@ class LocalRemote implements Remote {
             throw streamError ?? error;
           });
           if (streamError !== undefined) throw streamError;
-          await handle.sync(); // data durable before the name points at it
+          await handle.sync(); // data durable before the name points at it (mostly flushed already)
           await closeHandle();
           await rename(tempAbs, abs);
           await syncDirectory(nodePath.dirname(abs)); // the rename itself durable

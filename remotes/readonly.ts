@@ -9,6 +9,7 @@ export function readOnly(inner: Remote): Remote {
     url: inner.url,
     readFile: (path) => inner.readFile(path),
     createReadStream: (path, range) => inner.createReadStream(path, range),
+    ...(inner.openRead ? { openRead: inner.openRead.bind(inner) } : {}),
     list: (dir) => inner.list(dir),
     stat: (path) => inner.stat(path),
     exists: (path) => inner.exists(path),

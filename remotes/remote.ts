@@ -61,6 +61,13 @@ export interface AtomicWrite {
   abort(): Promise<void>;
 }
 
+/** A file open for reading at any offset; errors are RemoteErrors. */
+export interface PositionalRead {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
 export interface Remote {
   /** The configured id (config `remotes[].id`): every error names it. */
   readonly id: string;
@@ -70,6 +77,12 @@ export interface Remote {
   readFile(path: string): Promise<Buffer>;
   /** Opens first (so ENOENT is a RemoteError here, not a stream event), then streams. */
   createReadStream(path: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Optional: the file open for reads at any offset, straight into the caller's buffer (a local
+   * folder: one pread per read). Random access over many blocks (a restore reading a chain) then
+   * costs no open and no stream per read. Where absent, ranged createReadStream calls do the same.
+   */
+  openRead?(path: string): Promise<PositionalRead>;
 
   /** Write-then-rename: the file at `path` is the old one or the complete new one, never a mix. */
   writeFileAtomic(path: string, data: Buffer | string): Promise<void>;

@@ -87,7 +87,9 @@ export async function openRemoteVhd(remote: Remote, filePath: string): Promise<R
     if (isRemoteError(error, 'ENOENT')) throw new VhdError('NOT_FOUND', 'file does not exist', filePath);
     throw error;
   }
-  return openVhdHandle(filePath, rangedReadHandle(remote, filePath, size));
+  // A positional handle where the remote has one (a local folder): no open and no stream per read.
+  const handle = remote.openRead ? await remote.openRead(filePath) : rangedReadHandle(remote, filePath, size);
+  return openVhdHandle(filePath, handle); // closes it when the file is not a VHD
 }
 
 /** A parent name as written in a header, as a path of the remote (relative names from the child's folder). */

@@ -1,7 +1,7 @@
 import { access, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { bitmapHas, bitmapIsFull, blockCount } from './bat';
+import { applyBitmapZeroes, bitmapHas, bitmapIsFull, blockCount } from './bat';
 import { DiskType, MAX_CHAIN_DEPTH, SECTOR_SIZE, SECTORS_PER_BLOCK, VHD_BLOCK_SIZE } from './constants';
 import { VhdError } from './errors';
 import { findMergeState } from './merge-state';
@@ -234,7 +234,8 @@ export function makeChain<D extends VhdDisk>(files: D[]): VhdChain<D> {
       const raw = (await f.readBlockRaw(index))!;
       const last = f.diskType !== DiskType.differencing;
       if (!out && (last || bitmapIsFull(raw.bitmap))) {
-        if (last) return f.readBlock(index);
+        // The block read once: a dynamic base's clear sectors are zeroes (readBlock would read it again).
+        if (last) applyBitmapZeroes(raw.bitmap, raw.data);
         return raw.data;
       }
       out ??= Buffer.alloc(VHD_BLOCK_SIZE);
