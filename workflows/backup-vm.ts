@@ -5,6 +5,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   setHandler,
   sleep,
   workflowInfo,
@@ -31,16 +32,23 @@ export interface BackupVmInput extends BackupJobInput {
 
 const CHAIN_TOO_LONG = 'SR_BACKEND_FAILURE_109';
 
+/**
+ * The lean run (issue 14): the remotes' bookkeeping as local activities, the snapshot marked
+ * exported while retention runs. Runs started before it replay the activities they recorded.
+ */
+export const LEAN_RUN = 'xcpb-vm-lean-run';
+
 /** The job's targets as writers: the remotes (one writer for all), then one per SR. */
 function createWriters(
   input: BackupVmInput,
   steps: StepRecorder,
   vmName: () => string,
   lockLost: () => string | undefined,
+  lean: boolean,
 ): Writer[] {
   if (input.job.mode === 'snapshot') return [];
   return [
-    ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost)] : []),
+    ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost, lean)] : []),
     ...input.job.srs.map((sr) => new SrWriter(input, steps, sr)),
   ];
 }
@@ -95,6 +103,8 @@ class VmBackup {
   private readonly writers: Writer[];
   /** the writers still in the run: a failing one is dropped, the others go on */
   private live: Writer[] = [];
+  /** fewer round trips (LEAN_RUN); false when replaying a run started before it */
+  private readonly lean: boolean;
 
   constructor(
     private readonly input: BackupVmInput,
@@ -103,11 +113,13 @@ class VmBackup {
   ) {
     this.ops = poolActivities(input.vm.poolId, 'ops');
     this.ref = { poolId: input.vm.poolId, vmUuid: input.vm.uuid };
+    this.lean = patched(LEAN_RUN);
     this.writers = createWriters(
       input,
       steps,
       () => this.vmName,
       () => this.lockLost,
+      this.lean,
     );
   }
 
@@ -311,7 +323,10 @@ class VmBackup {
   private async deltaBackup(snapshot: SnapshotInfo): Promise<void> {
     const { job } = this.input;
     const chainVdis = Object.keys(snapshot.vdis);
-    const jobSnapshots = await this.ops.listJobSnapshots({ ...this.ref, jobId: job.id });
+    // The snapshot activity lists the job's snapshots as it finishes (one round trip less); a run
+    // recorded before it did lists them here.
+    const jobSnapshots =
+      snapshot.jobSnapshots ?? (await this.ops.listJobSnapshots({ ...this.ref, jobId: job.id }));
     const choice = chooseBaseSnapshot(jobSnapshots, job.fullInterval, snapshot.uuid);
     const missing: Record<string, string[]> = {};
     const base = choice.base;
@@ -393,12 +408,22 @@ class VmBackup {
   private async commitAndRetain(exported: Exported): Promise<void> {
     await this.eachWriter((w) => w.commit(exported));
     if (this.live.length === 0) throw new Error('the backup reached no target');
-    await this.ops.markSnapshotExported({
+    const marked = this.ops.markSnapshotExported({
       poolId: this.input.vm.poolId,
       snapshotUuid: exported.snapshot.uuid,
       deltaChainLength: exported.deltaChainLength,
     });
-    await this.eachWriter((w) => w.retain());
+    // Retention needs the backup committed, not the snapshot marked: both at once in a lean run.
+    // (Both are waited for before either's failure goes on: nothing may run under a released lock.)
+    if (this.lean) {
+      const retained = this.eachWriter((w) => w.retain());
+      await Promise.allSettled([marked, retained]);
+      await marked;
+      await retained;
+    } else {
+      await marked;
+      await this.eachWriter((w) => w.retain());
+    }
     await this.healthCheck();
   }
 

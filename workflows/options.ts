@@ -1,5 +1,5 @@
 // Activity options per task queue: timeouts and retries in one place.
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/contract';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 
@@ -18,6 +18,22 @@ export function mainActivities(summary?: string) {
     taskQueue: MAIN_QUEUE,
     startToCloseTimeout: '2h',
     heartbeatTimeout: '60s',
+    retry,
+    cancellationType,
+  });
+}
+
+/**
+ * Cheap bookkeeping on the remotes (lock and probe, which bases they hold, unlock) as local
+ * activities: run by the worker that runs the workflow, recorded as a marker, with no task-queue
+ * round trip (~100 ms each with a scheduled activity, a few ms local). Every one is idempotent (the
+ * same owner takes its own lock again), so a worker that dies mid-way and the replay that runs it
+ * again do no harm. The minute bounds a frozen remote, as the heartbeat timeout did.
+ */
+export function localMainActivities(summary?: string) {
+  return proxyLocalActivities<BackupActivities>({
+    summary,
+    startToCloseTimeout: '60s',
     retry,
     cancellationType,
   });
