@@ -12,4 +12,25 @@ const bundle = await bundleWorkflowCode({
   workflowInterceptorModules: interceptorModules,
   logger: quiet,
 });
-process.stdout.write(JSON.stringify({ code: bundle.code, sourceMap: bundle.sourceMap }));
+process.stdout.write(JSON.stringify({ code: lean(bundle.code), sourceMap: bundle.sourceMap }));
+
+/**
+ * The bundle as the worker keeps it (several copies: the Worker's, the workflow thread's), smaller:
+ * - the inline source map without `sourcesContent` (every module's source, ~1 MiB, only debuggers
+ *   read it): stack traces still name the file and line;
+ * - characters past Latin-1 ("→" in the Web UI's summaries) written as \u escapes, which mean the
+ *   same in strings, templates, regular expressions, identifiers and comments: V8 then stores the
+ *   code one byte per character instead of two.
+ */
+function lean(code) {
+  const marker = '//# sourceMappingURL=data:application/json;base64,';
+  const at = code.lastIndexOf(marker);
+  if (at < 0) return escapeWide(code); // the SDK reports a bundle without its map
+  const map = JSON.parse(Buffer.from(code.slice(at + marker.length).trim(), 'base64').toString());
+  delete map.sourcesContent;
+  return `${escapeWide(code.slice(0, at))}${marker}${Buffer.from(JSON.stringify(map)).toString('base64')}\n`;
+}
+
+function escapeWide(text) {
+  return text.replace(/[^\u0000-\u00ff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
