@@ -19,7 +19,7 @@ import { type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
-import { cleanupActivities, lockKeeperActivities, poolActivities } from './options';
+import { cleanupActivities, localActivities, lockKeeperActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 import { RemoteWriter } from './writers/remote-writer';
 import { SrWriter } from './writers/sr-writer';
@@ -33,8 +33,10 @@ export interface BackupVmInput extends BackupJobInput {
 const CHAIN_TOO_LONG = 'SR_BACKEND_FAILURE_109';
 
 /**
- * The lean run (issue 14): the remotes' bookkeeping as local activities, the snapshot marked
- * exported while retention runs. Runs started before it replay the activities they recorded.
+ * The lean run (issue 14): the cheap bookkeeping (preflight, the remotes' lock, probe and unlock,
+ * the missing-base check, the metadata JSON) as local activities, the job's snapshots listed by the
+ * snapshot activity, the snapshot marked exported while retention runs. Runs started before it
+ * replay the activities they recorded.
  */
 export const LEAN_RUN = 'xcpb-vm-lean-run';
 
@@ -137,6 +139,11 @@ class VmBackup {
     return poolActivities(this.input.vm.poolId, 'ops', summary);
   }
 
+  /** Cheap reads of the pool: local activities in a lean run (workflows/options.ts). */
+  private readsAs(summary: string) {
+    return this.lean ? localActivities(summary) : this.opsAs(summary);
+  }
+
   /** Set when the lock keeper found a VM lock taken over: nothing more is written under it. */
   private lockLost?: string;
 
@@ -202,7 +209,7 @@ class VmBackup {
     const pre = await this.steps.run(
       'preflight',
       () =>
-        this.opsAs(`preflight of ${this.vmName}`).preflightVm({
+        this.readsAs(`preflight of ${this.vmName}`).preflightVm({
           ...this.ref,
           snapshotMode: this.input.job.snapshotMode,
         }),

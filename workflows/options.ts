@@ -24,16 +24,19 @@ export function mainActivities(summary?: string) {
 }
 
 /**
- * Cheap bookkeeping on the remotes (lock and probe, which bases they hold, unlock) as local
- * activities: run by the worker that runs the workflow, recorded as a marker, with no task-queue
- * round trip (~100 ms each with a scheduled activity, a few ms local). Every one is idempotent (the
- * same owner takes its own lock again), so a worker that dies mid-way and the replay that runs it
- * again do no harm. The minute bounds a frozen remote, as the heartbeat timeout did.
+ * Cheap bookkeeping (a VM's preflight, the remotes' lock and probe, which bases they hold, the
+ * metadata JSON, unlock) as local activities: run by the worker that runs the workflow, recorded as
+ * a marker, with no task-queue round trip (~50-100 ms each for a scheduled activity, a few ms
+ * local). Each is idempotent (the same owner takes its own lock again, the metadata is written to a
+ * temporary name and renamed), so a worker that dies mid-way and the replay that runs it again do
+ * no harm. The main worker knows every configured pool (VM selection already reads them all); the
+ * pools' slot limits bound snapshots, exports and imports, never these reads. The bound replaces
+ * the heartbeat timeout's: a frozen remote or pool is given up and retried.
  */
-export function localMainActivities(summary?: string) {
+export function localActivities(summary?: string) {
   return proxyLocalActivities<BackupActivities>({
     summary,
-    startToCloseTimeout: '60s',
+    startToCloseTimeout: '2m',
     retry,
     cancellationType,
   });

@@ -31,7 +31,14 @@ const files = (await readdir(DIR)).filter((f) => f.endsWith('.json')).sort();
 
 describe('replay of recorded histories', () => {
   it('covers a full run, a delta run with a health check, a cancelled run and a restore', async () => {
-    expect(files).toEqual(['cancelled-run.json', 'delta-run.json', 'full-run.json', 'restore.json']);
+    expect(files).toEqual([
+      'cancelled-run.json',
+      'delta-run-lean.json', // recorded after patched('xcpb-vm-lean-run'): local bookkeeping
+      'delta-run.json',
+      'full-run-lean.json',
+      'full-run.json',
+      'restore.json',
+    ]);
     const types = new Set<string>();
     for (const f of files)
       for (const h of await histories(f))

@@ -4,7 +4,7 @@
 import type { MetadataDisk, TargetOutcome } from '../../activities/contract';
 import { formatBackupId } from '../../core/restore-backup-id';
 import type { BackupVmInput } from '../backup-vm';
-import { localMainActivities, mainActivities, poolActivities } from '../options';
+import { localActivities, mainActivities, poolActivities } from '../options';
 import type { StepRecorder } from '../report';
 import type { Exported, Feed, Writer } from './writer';
 
@@ -32,7 +32,7 @@ export class RemoteWriter implements Writer {
 
   /** Lock, probe and unlock: local activities in a lean run (workflows/options.ts). */
   private bookkeeping(summary?: string) {
-    return this.lean ? localMainActivities(summary) : mainActivities(summary);
+    return this.lean ? localActivities(summary) : mainActivities(summary);
   }
 
   async prepare(): Promise<void> {
@@ -125,10 +125,9 @@ export class RemoteWriter implements Writer {
       // Nothing is made visible under a lock another run took over.
       const lost = this.lockLost();
       if (lost) throw new Error(`VM lock lost, backup not completed: ${lost}`);
-      return poolActivities(
-        this.input.vm.poolId,
-        'ops',
-        `write metadata of ${this.vmName()} → ${ok.join(', ')}`,
+      const summary = `write metadata of ${this.vmName()} → ${ok.join(', ')}`;
+      return (
+        this.lean ? localActivities(summary) : poolActivities(this.input.vm.poolId, 'ops', summary)
       ).writeMetadata({
         poolId: this.input.vm.poolId,
         vmUuid: this.input.vm.uuid,
