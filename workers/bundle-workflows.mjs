@@ -3,7 +3,8 @@
 // JavaScript, so it starts without the TypeScript loader; webpack compiles the workflows' TypeScript.
 // Input: one JSON argument { workflowsPath, interceptorModules }; output: the bundle as JSON
 // { code, sourceMap } on stdout.
-import { bundleWorkflowCode } from '@temporalio/worker';
+// The bundler alone: not the SDK's native bridge and worker machinery, which bundling does not need.
+import { bundleWorkflowCode } from '@temporalio/worker/lib/workflow/bundler.js';
 
 const { workflowsPath, interceptorModules } = JSON.parse(process.argv[2]);
 const quiet = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
@@ -23,12 +24,13 @@ process.stdout.write(JSON.stringify({ code: lean(bundle.code), sourceMap: bundle
  *   code one byte per character instead of two.
  */
 function lean(code) {
-  const marker = '//# sourceMappingURL=data:application/json;base64,';
-  const at = code.lastIndexOf(marker);
-  if (at < 0) return escapeWide(code); // the SDK reports a bundle without its map
-  const map = JSON.parse(Buffer.from(code.slice(at + marker.length).trim(), 'base64').toString());
+  const at = code.lastIndexOf('//# sourceMappingURL=data:');
+  const base64 = at < 0 ? -1 : code.indexOf('base64,', at);
+  if (base64 < 0) return escapeWide(code); // the SDK reports a bundle without its map
+  const map = JSON.parse(Buffer.from(code.slice(base64 + 'base64,'.length).trim(), 'base64').toString());
   delete map.sourcesContent;
-  return `${escapeWide(code.slice(0, at))}${marker}${Buffer.from(JSON.stringify(map)).toString('base64')}\n`;
+  const comment = code.slice(at, base64 + 'base64,'.length);
+  return `${escapeWide(code.slice(0, at))}${comment}${Buffer.from(JSON.stringify(map)).toString('base64')}\n`;
 }
 
 function escapeWide(text) {
