@@ -40,6 +40,8 @@ export interface SnapshotInfo {
   /** live VDI uuid → snapshot VDI uuid, for the disks in the snapshot */
   vdis: Record<string, string>;
   suspendVdiUuid?: string;
+  /** the job's snapshots of this VM once this one is taken (the delta base is chosen among them) */
+  jobSnapshots?: JobSnapshot[];
 }
 
 export interface TargetOutcome {

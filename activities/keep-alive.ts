@@ -12,6 +12,8 @@ function keepAlive<F extends AsyncFn>(fn: F, everyMs: number): F {
     } catch {
       return fn(...args); // called outside an activity (the CLI's preview)
     }
+    // A local activity has no heartbeat: its workflow task keeps it alive (workflows/options.ts).
+    if (ctx.info.isLocal) return fn(...args);
     ctx.heartbeat();
     const timer = setInterval(() => ctx.heartbeat(), everyMs);
     try {

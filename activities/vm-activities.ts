@@ -146,6 +146,13 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
           note,
           vdis,
           suspendVdiUuid: await uuidOfRef(xapi, 'VDI', snap.suspend_VDI),
+          // Listed here, with the new snapshot labelled, to spare the workflow a round trip.
+          jobSnapshots: await jobSnapshots(
+            xapi,
+            (await vmByUuid(xapi, req.vmUuid)).vm,
+            req.jobId,
+            req.vmUuid,
+          ),
         };
       }),
 

@@ -1,16 +1,20 @@
 /**
- * Worker memory while streaming (issue 5, benchmark d): peak RSS of a separate `xcpb worker`
- * process backing up a large sparse disk, against the peak of the same worker backing up a disk
- * 1/10 the size in the same run: flat means the data path streams.
+ * Worker memory while streaming (issue 5 benchmark d, issue 14): peak RSS of a separate
+ * `xcpb worker` process (default pool slot counts) backing up a large sparse disk, against the
+ * peak of the same worker backing up a disk 1/10 the size in the same run: flat means the data
+ * path streams; the goal bounds the peak itself.
  * Run: node --import tsx bench/backup-rss.ts
  * Env: XCPB_BENCH_DISK (default 20GiB), XCPB_BENCH_DATA (default 2GiB of data).
  */
 import { parseSize } from '../simulator/scenario';
 import { mib, startBenchStack, timed } from './lib/backup-stack';
+import { recordResult } from './lib/results';
 
+const GOAL_MIB = 250;
 const BLOCK = 2 << 20;
 const size = Math.ceil(parseSize(process.env.XCPB_BENCH_DISK ?? '20GiB') / BLOCK) * BLOCK;
 const data = parseSize(process.env.XCPB_BENCH_DATA ?? '2GiB');
+const smallSize = Math.ceil(size / 10 / BLOCK) * BLOCK;
 
 async function peakFor(diskSize: number, dataBytes: number): Promise<{ rss: number; ms: number }> {
   const stack = await startBenchStack({
@@ -64,14 +68,20 @@ async function peakFor(diskSize: number, dataBytes: number): Promise<{ rss: numb
   }
 }
 
-const small = await peakFor(Math.ceil(size / 10 / BLOCK) * BLOCK, data / 10);
+const small = await peakFor(smallSize, data / 10);
 const big = await peakFor(size, data);
 console.log(
-  `worker peak RSS, ${mib(Math.ceil(size / 10 / BLOCK) * BLOCK)} MiB disk with ${mib(data / 10)} MiB data: ${mib(small.rss)} MiB (${(small.ms / 1000).toFixed(1)} s)`,
+  `${mib(smallSize)} MiB disk with ${mib(data / 10)} MiB data: ${(small.ms / 1000).toFixed(1)} s; ` +
+    `${mib(size)} MiB disk with ${mib(data)} MiB data: ${(big.ms / 1000).toFixed(1)} s`,
 );
-console.log(
-  `worker peak RSS, ${mib(size)} MiB disk with ${mib(data)} MiB data: ${mib(big.rss)} MiB (${(big.ms / 1000).toFixed(1)} s)`,
-);
-console.log(
-  `ratio big / small: ${(big.rss / small.rss).toFixed(2)} (1.00 = flat: memory does not grow with the disk)`,
-);
+const bigMib = big.rss / 2 ** 20;
+recordResult({
+  bench: 'backup-rss',
+  figure: `worker peak RSS, ${mib(size)} MiB disk with ${mib(data)} MiB data`,
+  value: bigMib,
+  unit: 'MiB',
+  baseline: `the same worker, ${mib(smallSize)} MiB disk`,
+  baselineValue: small.rss / 2 ** 20,
+  goal: `≤ ${GOAL_MIB} MiB, flat (≤ 1.10×)`,
+  met: bigMib <= GOAL_MIB && big.rss / small.rss <= 1.1,
+});

@@ -1,13 +1,10 @@
 // The worker processes' insides (DESIGN §4): the main worker (workflows, remote and bookkeeping
 // activities) and, per pool, one worker per pool queue whose slot count IS the pool's concurrency.
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
-import {
-  bundleWorkflowCode,
-  NativeConnection,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createBackupActivities } from '../activities';
 import { createPoolRegistry, type PoolRegistry } from '../activities/pools';
 import { connectionFailure, sdkConnectionOptions, type TemporalTarget } from '../client/connect';
@@ -21,14 +18,27 @@ import { metricsSinks, type ProductMetrics } from './metrics';
 
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
 const metricsInterceptorPath = path.resolve(import.meta.dirname, '../workflows/metrics-interceptor.ts');
+const execFileAsync = promisify(execFile);
 
-/** Bundles the workflow code once (webpack, ~2 s); share it between workers of one process. */
-export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({
-    workflowsPath,
-    workflowInterceptorModules: [metricsInterceptorPath],
-    logger: { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} } as never,
-  });
+/**
+ * Bundles the workflow code (webpack, ~2 s), in a child process: webpack would stay in this
+ * process's memory for its whole life (~150 MiB of the worker's RSS). Bundle once per process and
+ * share it between its workers (createWorkerSet's `workflowBundle`).
+ */
+export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  const child = path.resolve(import.meta.dirname, 'bundle-workflows.mjs');
+  const args = JSON.stringify({ workflowsPath, interceptorModules: [metricsInterceptorPath] });
+  try {
+    const { stdout } = await execFileAsync(process.execPath, [child, args], {
+      maxBuffer: 256 * 1024 * 1024,
+      // Node's own flags (heap size, loaders) are not needed to bundle.
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    return JSON.parse(stdout) as WorkflowBundleWithSourceMap;
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    throw new Error(`bundling the workflow code failed: ${stderr || (err as Error).message}`);
+  }
 }
 
 export function remoteRegistry(config: Config): ((remoteId: string) => Remote) & { close(): Promise<void> } {

@@ -5,6 +5,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   setHandler,
   sleep,
   workflowInfo,
@@ -18,7 +19,7 @@ import { nowIso, type VmReport, vmOutcome } from '../core/run-report';
 import type { SelectedVm } from '../core/vm-selection';
 import { plural } from '../core/words';
 import { healthCheckStep } from './health-check';
-import { cleanupActivities, lockKeeperActivities, poolActivities } from './options';
+import { cleanupActivities, localActivities, lockKeeperActivities, poolActivities } from './options';
 import { errorInfo, StepRecorder } from './report';
 import { ImportSlots } from './writers/import-slots';
 import { RemoteWriter } from './writers/remote-writer';
@@ -32,17 +33,26 @@ export interface BackupVmInput extends BackupJobInput {
 
 const CHAIN_TOO_LONG = 'SR_BACKEND_FAILURE_109';
 
+/**
+ * The lean run (issue 14): the cheap bookkeeping (preflight, the remotes' lock, probe and unlock,
+ * the missing-base check, the metadata JSON) as local activities, the job's snapshots listed by the
+ * snapshot activity, the snapshot marked exported while retention runs. Runs started before it
+ * replay the activities they recorded.
+ */
+export const LEAN_RUN = 'xcpb-vm-lean-run';
+
 /** The job's targets as writers: the remotes (one writer for all), then one per SR. */
 function createWriters(
   input: BackupVmInput,
   steps: StepRecorder,
   vmName: () => string,
   lockLost: () => string | undefined,
+  lean: boolean,
 ): Writer[] {
   if (input.job.mode === 'snapshot') return [];
   const slots = input.job.srs.length > 0 ? new ImportSlots(input.job.srs.map((t) => t.pool)) : undefined;
   return [
-    ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost)] : []),
+    ...(input.job.remotes.length > 0 ? [new RemoteWriter(input, steps, vmName, lockLost, lean)] : []),
     ...input.job.srs.map((sr) => new SrWriter(input, steps, sr, slots!)),
   ];
 }
@@ -97,6 +107,8 @@ class VmBackup {
   private readonly writers: Writer[];
   /** the writers still in the run: a failing one is dropped, the others go on */
   private live: Writer[] = [];
+  /** fewer round trips (LEAN_RUN); false when replaying a run started before it */
+  private readonly lean: boolean;
 
   constructor(
     private readonly input: BackupVmInput,
@@ -105,11 +117,13 @@ class VmBackup {
   ) {
     this.ops = poolActivities(input.vm.poolId, 'ops');
     this.ref = { poolId: input.vm.poolId, vmUuid: input.vm.uuid };
+    this.lean = patched(LEAN_RUN);
     this.writers = createWriters(
       input,
       steps,
       () => this.vmName,
       () => this.lockLost,
+      this.lean,
     );
   }
 
@@ -125,6 +139,11 @@ class VmBackup {
   /** The pool's ops activities, summarised for the Web UI. */
   private opsAs(summary: string) {
     return poolActivities(this.input.vm.poolId, 'ops', summary);
+  }
+
+  /** Cheap reads of the pool: local activities in a lean run (workflows/options.ts). */
+  private readsAs(summary: string) {
+    return this.lean ? localActivities(summary) : this.opsAs(summary);
   }
 
   /** Set when the lock keeper found a VM lock taken over: nothing more is written under it. */
@@ -192,7 +211,7 @@ class VmBackup {
     const pre = await this.steps.run(
       'preflight',
       () =>
-        this.opsAs(`preflight of ${this.vmName}`).preflightVm({
+        this.readsAs(`preflight of ${this.vmName}`).preflightVm({
           ...this.ref,
           snapshotMode: this.input.job.snapshotMode,
         }),
@@ -313,7 +332,10 @@ class VmBackup {
   private async deltaBackup(snapshot: SnapshotInfo): Promise<void> {
     const { job } = this.input;
     const chainVdis = Object.keys(snapshot.vdis);
-    const jobSnapshots = await this.ops.listJobSnapshots({ ...this.ref, jobId: job.id });
+    // The snapshot activity lists the job's snapshots as it finishes (one round trip less); a run
+    // recorded before it did lists them here.
+    const jobSnapshots =
+      snapshot.jobSnapshots ?? (await this.ops.listJobSnapshots({ ...this.ref, jobId: job.id }));
     const choice = chooseBaseSnapshot(jobSnapshots, job.fullInterval, snapshot.uuid);
     const missing: Record<string, string[]> = {};
     const base = choice.base;
@@ -395,12 +417,22 @@ class VmBackup {
   private async commitAndRetain(exported: Exported): Promise<void> {
     await this.eachWriter((w) => w.commit(exported));
     if (this.live.length === 0) throw new Error('the backup reached no target');
-    await this.ops.markSnapshotExported({
+    const marked = this.ops.markSnapshotExported({
       poolId: this.input.vm.poolId,
       snapshotUuid: exported.snapshot.uuid,
       deltaChainLength: exported.deltaChainLength,
     });
-    await this.eachWriter((w) => w.retain());
+    // Retention needs the backup committed, not the snapshot marked: both at once in a lean run.
+    // (Both are waited for before either's failure goes on: nothing may run under a released lock.)
+    if (this.lean) {
+      const retained = this.eachWriter((w) => w.retain());
+      await Promise.allSettled([marked, retained]);
+      await marked;
+      await retained;
+    } else {
+      await marked;
+      await this.eachWriter((w) => w.retain());
+    }
     await this.healthCheck();
   }
 

@@ -1,5 +1,5 @@
 // Activity options per task queue: timeouts and retries in one place.
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/contract';
 import { MAIN_QUEUE, type PoolQueueKind, poolQueue } from '../core/task-queues';
 
@@ -18,6 +18,25 @@ export function mainActivities(summary?: string) {
     taskQueue: MAIN_QUEUE,
     startToCloseTimeout: '2h',
     heartbeatTimeout: '60s',
+    retry,
+    cancellationType,
+  });
+}
+
+/**
+ * Cheap bookkeeping (a VM's preflight, the remotes' lock and probe, which bases they hold, the
+ * metadata JSON, unlock) as local activities: run by the worker that runs the workflow, recorded as
+ * a marker, with no task-queue round trip (~50-100 ms each for a scheduled activity, a few ms
+ * local). Each is idempotent (the same owner takes its own lock again, the metadata is written to a
+ * temporary name and renamed), so a worker that dies mid-way and the replay that runs it again do
+ * no harm. The main worker knows every configured pool (VM selection already reads them all); the
+ * pools' slot limits bound snapshots, exports and imports, never these reads. The bound replaces
+ * the heartbeat timeout's: a frozen remote or pool is given up and retried.
+ */
+export function localActivities(summary?: string) {
+  return proxyLocalActivities<BackupActivities>({
+    summary,
+    startToCloseTimeout: '2m',
     retry,
     cancellationType,
   });

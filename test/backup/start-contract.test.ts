@@ -75,7 +75,11 @@ describe('backupJob started by the temporal CLI', () => {
     expect(child.memo).toEqual({ vmName: 'db-prod-01' });
     const summaries: string[] = [];
     for (const e of (await stack.client.workflow.getHandle(db.workflowId).fetchHistory()).events ?? []) {
-      if (e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
+      // Activities, and local activities (the cheap bookkeeping: their markers carry the summary).
+      if (
+        (e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes) &&
+        e.userMetadata?.summary
+      )
         summaries.push(defaultPayloadConverter.fromPayload(e.userMetadata.summary as Payload));
     }
     expect(summaries).toEqual(

@@ -5,6 +5,7 @@
 // by qemu-img equal the snapshots and each VM keeps exactly one job snapshot.
 
 import { type ApplicationFailure, type Client, WorkflowFailedError } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../cli/report-format';
 import { getRunReport, getRunState } from '../../client/backup-client';
@@ -92,7 +93,8 @@ async function expectHealthy(name: string): Promise<void> {
 
 /**
  * The attempt that ended each activity of a VM's child workflow, by activity type (a history records
- * one ActivityTaskStarted per activity, carrying the last attempt's number).
+ * one ActivityTaskStarted per activity, carrying the last attempt's number; a local activity, one
+ * marker whose data carries it).
  */
 async function activityAttempts(client: Client, childId: string): Promise<Record<string, number[]>> {
   const history = await client.workflow.getHandle(childId).fetchHistory();
@@ -101,6 +103,16 @@ async function activityAttempts(client: Client, childId: string): Promise<Record
   for (const e of history.events ?? []) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    const marker = e.markerRecordedEventAttributes;
+    const local =
+      marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0] : undefined;
+    if (local) {
+      const { activity_type: type, attempt } = defaultPayloadConverter.fromPayload<{
+        activity_type: string;
+        attempt: number;
+      }>(local as Payload);
+      out[type] = [...(out[type] ?? []), attempt];
+    }
     const started = e.activityTaskStartedEventAttributes;
     if (started) {
       const type = types.get(String(started.scheduledEventId)) ?? '?';

@@ -2,6 +2,7 @@
 // code: a full (XVA) run, a delta run with its health check, a cancelled run and a restore, each
 // with its child workflows. Run it when a workflow change is intended (and guarded by patched()):
 //   npx tsx test/replay/record-histories.ts
+// (XCPB_REPLAY_OUT=<dir> writes them there instead, to add one beside the committed ones.)
 // It starts its own Temporal dev server, the simulator and the workers, and writes
 // test/replay/histories/<case>.json. XCPB_RECORD_CASES=batched-run,… writes only those cases, so
 // histories of older code (kept to prove patched() still replays them) stay as they were.
@@ -22,7 +23,8 @@ import { ensureTemporalCli } from '../../server/temporal-cli';
 import { startSimulator } from '../../simulator';
 import { connectWorkers, createWorkerSet } from '../../workers/workers';
 
-const OUT = path.join(import.meta.dirname, 'histories');
+// XCPB_REPLAY_OUT: another folder, to record new histories without replacing the committed ones.
+const OUT = process.env.XCPB_REPLAY_OUT ?? path.join(import.meta.dirname, 'histories');
 const PASSWORD_ENV = 'XCPB_REPLAY_POOL_PASSWORD';
 const random = (seed: number, blocks: number) => ({ type: 'random' as const, seed, blocks });
 

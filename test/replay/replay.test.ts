@@ -31,11 +31,13 @@ async function replayAll(workflowBundle: { code: string }, file: string): Promis
 const files = (await readdir(DIR)).filter((f) => f.endsWith('.json')).sort();
 
 describe('replay of recorded histories', () => {
-  it('covers a full run, a delta run with a health check, a cancelled run and a restore (recorded before batches), a run in batches', async () => {
+  it('covers a full run, a delta run with a health check, a cancelled run and a restore (recorded before batches), a run in batches, and lean full and delta runs', async () => {
     expect(files).toEqual([
       'batched-run.json',
       'cancelled-run.json',
+      'delta-run-lean.json', // recorded after patched('xcpb-vm-lean-run'): local bookkeeping
       'delta-run.json',
+      'full-run-lean.json',
       'full-run.json',
       'restore.json',
     ]);

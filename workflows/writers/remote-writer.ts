@@ -4,13 +4,12 @@
 import type { MetadataDisk, TargetOutcome } from '../../activities/contract';
 import { formatBackupId } from '../../core/restore-backup-id';
 import type { BackupVmInput } from '../backup-vm';
-import { mainActivities, poolActivities } from '../options';
+import { localActivities, mainActivities, poolActivities } from '../options';
 import type { StepRecorder } from '../report';
 import type { Exported, Feed, Writer } from './writer';
 
 export class RemoteWriter implements Writer {
   readonly label: string;
-  private readonly main = mainActivities();
   /** remotes still in the run */
   private live: string[] = [];
   private newestOnRemotes?: string;
@@ -25,15 +24,22 @@ export class RemoteWriter implements Writer {
     private readonly vmName: () => string,
     /** set when the run's lock keeper found a VM lock taken over */
     private readonly lockLost: () => string | undefined,
+    /** runs started before the lean run (backup-vm.ts LEAN_RUN) scheduled these as activities */
+    private readonly lean = false,
   ) {
     this.label = input.job.remotes.join(', ');
+  }
+
+  /** Lock, probe and unlock: local activities in a lean run (workflows/options.ts). */
+  private bookkeeping(summary?: string) {
+    return this.lean ? localActivities(summary) : mainActivities(summary);
   }
 
   async prepare(): Promise<void> {
     const outcomes = await this.steps.run(
       'remotes',
       () =>
-        mainActivities(`lock and check ${this.label} for ${this.vmName()}`).prepareRemotes({
+        this.bookkeeping(`lock and check ${this.label} for ${this.vmName()}`).prepareRemotes({
           remoteIds: this.input.job.remotes,
           vmUuid: this.input.vm.uuid,
           owner: this.input.runId,
@@ -79,7 +85,7 @@ export class RemoteWriter implements Writer {
     base: { vdis: Readonly<Record<string, string>>; datetime: string },
     chainVdiUuids: string[],
   ): Promise<Record<string, string[]>> {
-    return this.main.remotesMissingBase({
+    return this.bookkeeping().remotesMissingBase({
       remoteIds: this.live,
       vmUuid: this.input.vm.uuid,
       jobId: this.input.job.id,
@@ -119,10 +125,9 @@ export class RemoteWriter implements Writer {
       // Nothing is made visible under a lock another run took over.
       const lost = this.lockLost();
       if (lost) throw new Error(`VM lock lost, backup not completed: ${lost}`);
-      return poolActivities(
-        this.input.vm.poolId,
-        'ops',
-        `write metadata of ${this.vmName()} → ${ok.join(', ')}`,
+      const summary = `write metadata of ${this.vmName()} → ${ok.join(', ')}`;
+      return (
+        this.lean ? localActivities(summary) : poolActivities(this.input.vm.poolId, 'ops', summary)
       ).writeMetadata({
         poolId: this.input.vm.poolId,
         vmUuid: this.input.vm.uuid,
@@ -186,7 +191,7 @@ export class RemoteWriter implements Writer {
 
   async cleanup(): Promise<void> {
     // Releasing is idempotent and only frees this run's locks, so every remote is released.
-    await mainActivities(`unlock ${this.label} for ${this.vmName()}`).releaseRemotes({
+    await this.bookkeeping(`unlock ${this.label} for ${this.vmName()}`).releaseRemotes({
       remoteIds: this.input.job.remotes,
       vmUuid: this.input.vm.uuid,
       owner: this.input.runId,
