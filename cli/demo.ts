@@ -22,10 +22,10 @@ import { type SimPool, type Simulator, startSimulator } from '../simulator/index
 import { connectWorkers, createWorkerSet } from '../workers/workers';
 import { connectXapi } from '../xapi';
 import { type ConnectionFlags, withConnectionOptions } from './connection-flags';
-import { bold, dim } from './output';
+import { bold, dim, terminalStyle } from './output';
 import { type Register, run, untilSignal, withExamples } from './program';
 import { exportKind, formatReportTree } from './report-format';
-import { followRun, progressPrinter, runFailed, terminalStyle } from './run';
+import { followRun, progressPrinter, runFailed } from './run';
 import { localZone, zoneInConfig } from './zones';
 
 export const EXAMPLE_CONFIG = path.resolve(import.meta.dirname, '../examples/config.yaml');

@@ -17,8 +17,6 @@ import { zonesOf } from './zones';
 
 const POLL_MS = 1_000;
 
-export { terminalStyle } from './output';
-
 interface RunFlags extends ConnectionFlags {
   config: string;
   schedule?: string;
