@@ -76,10 +76,13 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
       if (!tempDir) {
         // only a kept data dir needs the state on disk (saved shortly after each change)
         saveState(state, dir);
-        state.onChange = () => saveState(state, dir);
+        state.onChange = () => {
+          saveState(state, dir);
+          // a layer's file goes only once the state that no longer names it is on disk
+          void state.store.saved();
+        };
         state.db.onMutate = () => state.changed();
-        // a layer's file goes only once the state that no longer names it is on disk
-        state.store.beforeRemove = () => saveState(state, dir);
+        state.store.requestSave = () => state.changed();
       }
       // a merge the last run did not finish (or never started) resumes
       coalesceSoon(state);
@@ -130,7 +133,10 @@ export async function startSimulator(opts: StartOptions): Promise<Simulator> {
         state.onChange = undefined;
         // the garbage collector stops first (a merge in progress gives up safely), then the save
         await state.store.close();
-        if (!tempDir) saveState(state, dir);
+        if (!tempDir) {
+          saveState(state, dir);
+          await state.store.saved();
+        }
       }
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },

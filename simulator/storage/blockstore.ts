@@ -38,7 +38,7 @@ export interface StoreMeta {
  * Crash safety (the pool saves this metadata shortly after changes, and a kill can come at any
  * moment): while a merge copies, the child still sits above the parent and hides every block it
  * copies, so a state saved mid-merge reads the same; a layer's file is removed only after the
- * metadata that forgets it was saved (`beforeRemove`), and files no saved layer names are removed on
+ * metadata that forgets it was saved (`requestSave`, then `saved`), and files no saved layer names are removed on
  * load.
  */
 export class BlockStore {
@@ -65,10 +65,11 @@ export class BlockStore {
   /** allocated blocks read through readBlock (what an export costs), for the stats */
   blocksRead = 0;
   /**
-   * Called before layer files are removed, to save the metadata that no longer names them (the pool
-   * saves its state there); without it (nothing persisted) files go at once.
+   * Set when the metadata is persisted: called when layers were forgotten, to have it saved (the
+   * pool's debounced save); their files then wait for `saved`. Without it (nothing persisted) the
+   * files go at once.
    */
-  beforeRemove: (() => void) | undefined;
+  requestSave: (() => void) | undefined;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -432,15 +433,23 @@ export class BlockStore {
     this.childCount.delete(id);
     this.headCount.delete(id);
     this.doomed.add(id);
-    this.track(new Promise((r) => setImmediate(r)).then(() => this.removeDoomed()));
+    if (this.requestSave) this.requestSave();
+    else this.track(new Promise((r) => setImmediate(r)).then(() => this.removeDoomed()));
   }
 
-  /** Removes the files of forgotten layers, once the metadata without them is saved. */
+  /**
+   * The metadata as `dump()` gives it now is on disk: the files of the layers it no longer names can
+   * go (in the background; `idle` waits for them).
+   */
+  saved(): Promise<void> {
+    return this.track(this.removeDoomed());
+  }
+
+  /** Removes the files of forgotten layers. */
   private async removeDoomed(): Promise<void> {
     if (this.doomed.size === 0) return;
     const ids = [...this.doomed];
     this.doomed.clear();
-    this.beforeRemove?.();
     for (const id of ids) {
       // reads and writes that started before the layer was forgotten finish first
       await Promise.allSettled([...(this.reading.get(id) ?? []), ...(this.writing.get(id) ?? [])]);

@@ -161,15 +161,15 @@ describe('BlockStore (copy-on-write layers)', () => {
         disk: [...Array.from({ length: 12 }, (_, i) => 100 + i), 13, 14, 15, 200],
       };
       store.deleteVdi('s1');
-      // what a pool does: saves the metadata now and then, and always before a file goes
+      // what a pool does: saves the metadata now and then (here every `saveEveryMs`, or never), and
+      // only then lets the files of the layers it no longer names go
       let saved = structuredClone(store.dump());
-      store.beforeRemove = () => {
-        saved = structuredClone(store.dump());
-      };
+      store.requestSave = () => {};
       const saver =
         saveEveryMs > 0
           ? setInterval(() => {
               saved = structuredClone(store.dump());
+              void store.saved();
             }, saveEveryMs)
           : undefined;
       const merging = store.coalesce();
