@@ -94,7 +94,7 @@ export async function backupJob(start: BackupJobStartInput): Promise<RunResult |
   const slot = await takeJobSlot(job.id);
   if ('heldBy' in slot) {
     refused(report, slot.heldBy);
-    const result = resultOf(report, tally);
+    const result: RunResult = { ...resultOf(report, tally), vms: [] }; // complete: no VM ran
     // A refused start is a failed run (Failed in Temporal, the summary in the details); a skip completes.
     if (report.status === 'failure') throw failedWith(FAILURE_TYPES.run, report.reason!, result);
     return result;

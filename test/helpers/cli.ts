@@ -15,7 +15,13 @@ export function runXcpb(args: string[], env: Record<string, string | undefined> 
     execFile(
       process.execPath,
       [path.join(repoRoot, 'bin/xcpb.mjs'), ...args],
-      { env: { ...process.env, NO_COLOR: '1', ...env }, cwd: repoRoot, timeout: 120_000 },
+      // maxBuffer: a big run's report is megabytes of JSON (test/backup/scale).
+      {
+        env: { ...process.env, NO_COLOR: '1', ...env },
+        cwd: repoRoot,
+        timeout: 120_000,
+        maxBuffer: 256 * 1024 ** 2,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
