@@ -2,7 +2,9 @@
 // and what it builds take ~150 MiB that a worker would otherwise keep for its whole life. Plain
 // JavaScript, so it starts without the TypeScript loader; webpack compiles the workflows' TypeScript.
 // Input: one JSON argument { workflowsPath, interceptorModules }; output: the bundle as JSON
-// { code, sourceMap } on stdout.
+// { code, sourceMap, sources } on stdout (`sources`: the files it was built from, for the cache).
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 // The bundler alone: not the SDK's native bridge and worker machinery, which bundling does not need.
 import { bundleWorkflowCode } from '@temporalio/worker/lib/workflow/bundler.js';
 
@@ -13,7 +15,18 @@ const bundle = await bundleWorkflowCode({
   workflowInterceptorModules: interceptorModules,
   logger: quiet,
 });
-process.stdout.write(JSON.stringify({ code: lean(bundle.code), sourceMap: bundle.sourceMap }));
+process.stdout.write(
+  JSON.stringify({ code: lean(bundle.code), sourceMap: bundle.sourceMap, sources: sourceFiles(bundle.code) }),
+);
+
+/** The files the bundle was built from (its source map's sources that are files). */
+function sourceFiles(code) {
+  const at = code.lastIndexOf('//# sourceMappingURL=data:');
+  const base64 = at < 0 ? -1 : code.indexOf('base64,', at);
+  if (base64 < 0) return [];
+  const map = JSON.parse(Buffer.from(code.slice(base64 + 'base64,'.length).trim(), 'base64').toString());
+  return [...new Set(map.sources)].filter((f) => isAbsolute(f) && existsSync(f));
+}
 
 /**
  * The bundle as the worker keeps it (several copies: the Worker's, the workflow thread's), smaller:

@@ -1,6 +1,9 @@
 // The worker processes' insides (DESIGN §4): the main worker (workflows, remote and bookkeeping
 // activities) and, per pool, one worker per pool queue whose slot count IS the pool's concurrency.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -19,26 +22,81 @@ import { metricsSinks, type ProductMetrics } from './metrics';
 export const workflowsPath = path.resolve(import.meta.dirname, '../workflows/index.ts');
 const metricsInterceptorPath = path.resolve(import.meta.dirname, '../workflows/metrics-interceptor.ts');
 const execFileAsync = promisify(execFile);
+const require = createRequire(import.meta.url);
 
 /**
  * Bundles the workflow code (webpack, ~2 s), in a child process: webpack would stay in this
  * process's memory for its whole life (~150 MiB of the worker's RSS). Bundle once per process and
- * share it between its workers (createWorkerSet's `workflowBundle`).
+ * share it between its workers (createWorkerSet's `workflowBundle`). A bundle is kept in the state
+ * folder with the hash of every file it was built from, and reused while none of them changed: a
+ * restarted worker (after a crash, an upgrade that did not touch the workflows) starts at once.
  */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   const child = path.resolve(import.meta.dirname, 'bundle-workflows.mjs');
-  const args = JSON.stringify({ workflowsPath, interceptorModules: [metricsInterceptorPath] });
+  const inputs = { workflowsPath, interceptorModules: [metricsInterceptorPath] };
+  // What else decides the bundle: the SDK, every installed dependency's version (the lock file:
+  // the source maps name some packages' sources rather than the code they ship), this child.
+  const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')).version;
+  const lock = await readFile(path.resolve(import.meta.dirname, '../package-lock.json')).catch(() => '');
+  const key = sha256(
+    JSON.stringify({ inputs, sdk, lock: sha256(lock), child: await readFile(child, 'utf8') }),
+  );
+  const cached = path.join(stateDir(), 'workflow-bundles', `${key}.json`);
+  const hit = await readCachedBundle(cached);
+  if (hit) return hit;
+  let out: string;
   try {
-    const { stdout } = await execFileAsync(process.execPath, [child, args], {
+    ({ stdout: out } = await execFileAsync(process.execPath, [child, JSON.stringify(inputs)], {
       maxBuffer: 256 * 1024 * 1024,
       // Node's own flags (heap size, loaders) are not needed to bundle.
       env: { ...process.env, NODE_OPTIONS: '' },
-    });
-    return JSON.parse(stdout) as WorkflowBundleWithSourceMap;
+    }));
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
     throw new Error(`bundling the workflow code failed: ${stderr || (err as Error).message}`);
   }
+  const { code, sourceMap, sources } = JSON.parse(out) as WorkflowBundleWithSourceMap & { sources: string[] };
+  const hashes = await Promise.all(
+    sources.map(async (f) => ({ file: f, sha256: sha256(await readFile(f)) })),
+  );
+  // Best effort: a worker that cannot write its state folder bundles again next time.
+  await writeAtomic(cached, JSON.stringify({ code, sourceMap, sources: hashes })).catch(() => {});
+  await forgetOldBundles(path.dirname(cached)).catch(() => {});
+  return { code, sourceMap };
+}
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** The cached bundle, if every file it was built from is unchanged. */
+async function readCachedBundle(file: string): Promise<WorkflowBundleWithSourceMap | undefined> {
+  try {
+    const entry = JSON.parse(await readFile(file, 'utf8')) as WorkflowBundleWithSourceMap & {
+      sources: { file: string; sha256: string }[];
+    };
+    if (entry.sources.length === 0) return undefined;
+    for (const s of entry.sources) if (sha256(await readFile(s.file)) !== s.sha256) return undefined;
+    const now = new Date();
+    await utimes(file, now, now).catch(() => {}); // last used: kept by forgetOldBundles
+    return { code: entry.code, sourceMap: entry.sourceMap };
+  } catch {
+    return undefined; // none yet, a file gone, or a torn entry: bundle again
+  }
+}
+
+/** Bundles of code left behind by upgrades (unused for a week) are deleted. */
+async function forgetOldBundles(dir: string): Promise<void> {
+  const weekAgo = Date.now() - 7 * 24 * 3600_000;
+  for (const name of await readdir(dir)) {
+    const file = path.join(dir, name);
+    if ((await stat(file)).mtimeMs < weekAgo) await rm(file, { force: true });
+  }
+}
+
+async function writeAtomic(file: string, data: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, data);
+  await rename(temp, file);
 }
 
 export function remoteRegistry(config: Config): ((remoteId: string) => Remote) & { close(): Promise<void> } {

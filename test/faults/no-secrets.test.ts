@@ -78,10 +78,12 @@ describe('secrets', () => {
     const web = await stack.vm('web');
     const reports: RunReport[] = [];
     // A retried step and a cut export (failures travel through histories and the worker's log)...
-    await control.injectFault({ method: 'VIF.get_record', code: 'TOO_BUSY' });
-    await control.cutExport({ afterBytes: 100_000 });
+    // (the export's first XAPI call: an activity's failed attempt is in its history; a local
+    // activity's, such as the metadata's, is retried within the workflow task and is not)
+    await control.injectFault({ method: 'VDI.get_by_uuid', code: 'TOO_BUSY' });
     reports.push(await stack.runJob(JOB));
     await control.writeRandomBlocks(web.disks[0].uuid, { count: 1, seed: 'second' });
+    await control.cutExport({ afterBytes: 100_000 });
     reports.push(await stack.runJob(JOB));
     // ...and a VM failing for good (its snapshot is blocked): the run fails, the web VM succeeds.
     for (const r of reports) {
