@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../cli/report-format';
 import { getRunReport, getRunState } from '../../client/backup-client';
 import { runReportOf, vmReportOf } from '../../client/run-result';
-import type { RunReport } from '../../core/run-report';
+import { inlineReportOf, type RunReport, type RunResult } from '../../core/run-report';
 import {
   allSnapshotsOf,
   dailySchedule,
@@ -244,7 +244,9 @@ describe('injected XAPI errors', () => {
     const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause).toMatchObject({ type: 'XcpbRunFailed', nonRetryable: true });
     expect(cause.message).toContain(`1 of 2 VMs failed (${bad.vmName})`);
-    expect(cause.details?.[0]).toEqual(report);
+    // Its details: the run result, which carries a small run's VM reports (core/run-report).
+    expect(cause.details?.[0]).toMatchObject({ counts: { vms: 2, failure: 1, success: 1 } });
+    expect(inlineReportOf(cause.details?.[0] as RunResult)).toEqual(report);
     const shown = await runXcpb([
       'runs',
       'show',
