@@ -1,19 +1,18 @@
 // How a local remote writes a big file (a disk export, an XVA): the chunks that arrive while a
 // write is in flight are written together by the next one (one `pwritev` of up to a few MiB, the
-// chunks as they are: no copy), and the data is flushed to the disk as it goes, so the fsync before
-// the rename (remotes/local.ts) has little left to do. A 2 GiB backup then costs about what the
-// network and the disk take side by side, not one after the other (curl, then sync).
+// chunks as they are: no copy).
 //
 // Measured (bench/backup-datapath.ts, `--cpu-prof`): gathering the chunks into aligned 4 MiB
 // buffers first cost a copy of every byte (~30% more CPU for the write path) for no gain on the
-// page cache, so the chunks are written where they lie.
+// page cache, so the chunks are written where they lie. Flushing the data in the background as it
+// goes (`flushEvery`) is available but off by default: at 4 GiB it made the zstd XVA backup 2×
+// slower (writes wait on pages under write-back, the stall reaches the host's compressor) for no
+// clear gain on the delta backup.
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 
 /** Bytes gathered while a write is in flight before the producer is asked to wait. */
 export const WRITE_GATHER = 4 * 1024 * 1024;
-/** Written bytes after which the data is flushed in the background (one flush at a time). */
-export const FLUSH_EVERY = 64 * 1024 * 1024;
 
 export class FileWriter extends Writable {
   /** file offset of the next write */
@@ -25,6 +24,7 @@ export class FileWriter extends Writable {
 
   constructor(
     private readonly handle: FileHandle,
+    /** `flushEvery`: written bytes after which the data is flushed in the background (default: never) */
     private readonly options: { gather?: number; flushEvery?: number } = {},
   ) {
     super({ highWaterMark: options.gather ?? WRITE_GATHER });
@@ -38,7 +38,8 @@ export class FileWriter extends Writable {
       this.unflushed += bytesWritten;
       rest = after(rest, bytesWritten);
     }
-    if (this.unflushed >= (this.options.flushEvery ?? FLUSH_EVERY) && this.flushing === undefined) {
+    const every = this.options.flushEvery;
+    if (every !== undefined && this.unflushed >= every && this.flushing === undefined) {
       this.unflushed = 0;
       this.flushing = this.handle
         .datasync()

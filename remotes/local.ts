@@ -182,7 +182,7 @@ class LocalRemote implements Remote {
             throw streamError ?? error;
           });
           if (streamError !== undefined) throw streamError;
-          await handle.sync(); // data durable before the name points at it (mostly flushed already)
+          await handle.sync(); // data durable before the name points at it
           await closeHandle();
           await rename(tempAbs, abs);
           await syncDirectory(nodePath.dirname(abs)); // the rename itself durable
