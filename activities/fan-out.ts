@@ -230,6 +230,11 @@ function pump(
         else if (!settled) source.resume();
       }, settle);
     };
+    // The source may have broken before the pump began (an export cut while the sinks were being
+    // opened): its 'error' and 'close' are past, so they are read from its state, or it would wait
+    // for ever.
+    if (source.errored) return settle(source.errored);
+    if (source.destroyed) return onClose();
     source.on('data', onData);
     source.once('end', onEnd);
     source.once('error', settle);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../core/run-report';
+import { RUN_REPORTS_DIR } from '../../remotes/backup-paths';
 import {
   allSnapshotsOf,
   dailySchedule,
@@ -79,11 +80,15 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** Every file under a remote with a hash of its content. */
+/**
+ * Every backup file under a remote with a hash of its content (run reports aside: every run, failed
+ * or not, stores its report beside the backups, and they are not backups).
+ */
 async function contentOf(remoteId: string): Promise<Record<string, string>> {
   const root = stack.remoteDir(remoteId);
   const out: Record<string, string> = {};
   for (const f of await filesUnder(root)) {
+    if (f.startsWith(`${RUN_REPORTS_DIR}/`)) continue;
     out[f] = createHash('sha256')
       .update(await readFile(path.join(root, f)))
       .digest('hex');
