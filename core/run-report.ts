@@ -43,16 +43,21 @@ export const VmReportSchema = z.object({
 });
 export type VmReport = z.infer<typeof VmReportSchema>;
 
+/** What a run's full report and its bounded result both begin with. */
+const runHeader = {
+  workflowId: z.string(),
+  jobId: z.string(),
+  scheduleId: z.string().optional(),
+  mode: z.string(),
+  status: StatusSchema,
+  start: isoTime,
+  end: isoTime.optional(),
+  reason: z.string().optional(),
+};
+
 export const RunReportSchema = z
   .object({
-    workflowId: z.string(),
-    jobId: z.string(),
-    scheduleId: z.string().optional(),
-    mode: z.string(),
-    status: StatusSchema,
-    start: isoTime,
-    end: isoTime.optional(),
-    reason: z.string().optional(),
+    ...runHeader,
     vms: z.array(VmReportSchema),
     reports: z
       .array(StepReportSchema)
@@ -145,14 +150,7 @@ export type StoredReport = z.infer<typeof StoredReportSchema>;
 
 export const RunResultSchema = z
   .object({
-    workflowId: z.string(),
-    jobId: z.string(),
-    scheduleId: z.string().optional(),
-    mode: z.string(),
-    status: StatusSchema,
-    start: isoTime,
-    end: isoTime.optional(),
-    reason: z.string().optional(),
+    ...runHeader,
     counts: VmCountsSchema,
     bytes: z.number().describe('bytes exported by all VMs'),
     failed: z.array(FailedVmSchema).describe(`the first ${FAILED_NAMED} failed VMs`),
