@@ -60,7 +60,10 @@ export function createRemoteActivities(
           // Temporary files of attempts that died mid-write (their retry wrote its own).
           await repository.cleanTemporaryFiles(vmUuid);
           await lock.release();
-        } catch {}
+        } catch (err) {
+          // Not the run's failure (its backup stands); the lock goes stale and is taken over later.
+          Context.current().log.warn(`VM lock on ${remoteId} not released: ${message(err)}`, { vmUuid });
+        }
       }
     },
 

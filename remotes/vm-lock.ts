@@ -207,9 +207,14 @@ export async function acquireVmLock(
     const takeOver = ownLock || now() - lastSign > staleAfterMs;
     if (!takeOver || attempt === 1)
       throw new VmLockedError(remote.id, vmUuid, holder === 'unreadable' ? undefined : holder);
-    // Delete only what we judged: if it changed meanwhile, someone live holds it.
+    // Delete only what we judged: if it changed meanwhile, someone live holds it. Our own lock
+    // may be refreshed meanwhile by our keeper (it is only cancelled, not awaited, before the
+    // release): still ours if the owner is.
     const again = await readLock(remote, path);
-    if (JSON.stringify(again) !== JSON.stringify(holder)) {
+    const stillJudged = ownLock
+      ? typeof again !== 'string' && again.owner === owner
+      : JSON.stringify(again) === JSON.stringify(holder);
+    if (!stillJudged) {
       throw new VmLockedError(remote.id, vmUuid, typeof again === 'string' ? undefined : again);
     }
     await remote.delete(path);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Remote } from '../../remotes/remote';
-import { acquireVmLock, VmLockedError, vmLockPath } from '../../remotes/vm-lock';
+import { acquireVmLock, refreshVmLock, VmLockedError, vmLockPath } from '../../remotes/vm-lock';
 import { tempRemote, VM } from './fixtures';
 
 let remote: Remote;
@@ -55,6 +55,29 @@ describe('per-VM lock on a remote', () => {
   it('the same owner (a retried activity of the same run) takes its lock back at once', async () => {
     await acquireVmLock(remote, VM, 'run-A', opts);
     const again = await acquireVmLock(remote, VM, 'run-A', opts);
+    await again.release();
+    expect(await remote.exists(vmLockPath(VM))).toBe(false);
+  });
+
+  it("the same owner takes its lock back while its own keeper refreshes it (the run's release)", async () => {
+    await acquireVmLock(remote, VM, 'run-A', opts);
+    // The keeper is cancelled but not awaited before the release: its refresh lands between the
+    // release's two reads of the lock record.
+    let reads = 0;
+    const racing = new Proxy(remote, {
+      get(target, key, receiver) {
+        if (key !== 'readFile') return Reflect.get(target, key, receiver);
+        return async (path: string) => {
+          if (path === vmLockPath(VM) && ++reads === 2) {
+            clock += 1_000;
+            await refreshVmLock(remote, VM, 'run-A', opts);
+          }
+          return target.readFile(path);
+        };
+      },
+    });
+    const again = await acquireVmLock(racing, VM, 'run-A', opts);
+    expect(reads).toBeGreaterThanOrEqual(2);
     await again.release();
     expect(await remote.exists(vmLockPath(VM))).toBe(false);
   });
