@@ -50,13 +50,16 @@ export async function login(url: string, user = 'root', password = 'secret'): Pr
   return rpc(url, 'session.login_with_password', user, password);
 }
 
-/** Waits for an Async task to leave `pending`; returns its record. */
+const FINAL = new Set(['success', 'failure', 'cancelled']);
+
+/** Waits for a task to end (success, failure or cancelled); returns its record. */
 export async function waitTask(url: string, session: string, task: string): Promise<any> {
   let token = '';
   for (;;) {
     const batch = await rpc(url, 'event.from', session, [`task/${task}`], token, 5);
     token = batch.token;
-    for (const e of batch.events) if (e.snapshot && e.snapshot.status !== 'pending') return e.snapshot;
+    // XAPI's task states: pending and cancelling pass; success, failure and cancelled are final.
+    for (const e of batch.events) if (FINAL.has(e.snapshot?.status)) return e.snapshot;
   }
 }
 
