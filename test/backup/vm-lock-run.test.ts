@@ -4,18 +4,10 @@
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  dailySchedule,
-  hiddenFiles,
-  leftoversBesideVm,
-  pretty,
-  random,
-  stepsOf,
-  vmDir,
-  waitFor,
-} from '../durability/checks';
+import { hiddenFiles, leftoversBesideVm, pretty, stepsOf, vmDir, waitFor } from '../durability/checks';
 import { type BackupStack, chainToRaw, readAll, startBackupStack } from '../helpers/backup-stack';
 import { chainUpTo, listJson, readBackup } from '../helpers/remote-files';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 
 const MiB = 1 << 20;
 const STALE_MS = 1_500; // refreshed every 300 ms by the keeper
@@ -23,29 +15,12 @@ let stack: BackupStack;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'lock-test-secret' }],
-          srs: [{ id: 'local', name: 'Local', size: '2GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['prod'],
-              power: 'Running' as const,
-              networks: ['net0'],
-              disks: [{ name: 'root', size: '16MiB', content: random(3, 4) }],
-            },
-          ],
-        },
-      ],
-    },
-    jobs: [
-      { id: 'first', mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(5) },
-      { id: 'second', mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(5) },
-    ],
+    scenario: labScenario({
+      password: 'lock-test-secret',
+      srSize: '2GiB',
+      vms: [labVm('app', { tags: ['prod'], disks: [disk('root', '16MiB', 3, 4)] })],
+    }),
+    jobs: [tagJob('first', 'prod'), tagJob('second', 'prod')],
     vmLockStaleMs: STALE_MS,
   });
 });
@@ -54,7 +29,8 @@ afterAll(() => stack?.close());
 describe('VM lock in runs', () => {
   it('a lock held across an export longer than its stale period is never taken by another run', async () => {
     const vm = await stack.vm('app');
-    await stack.pool().control.throttle({ bytesPerSecond: 2 * MiB }); // 8 MiB of data: ~4 s of export
+    // 8 MiB of data: ~16 s of export, lifted once the second run is refused (however slow the machine)
+    await stack.pool().control.throttle({ bytesPerSecond: MiB / 2 });
     const first = await stack.startJob('first');
     await waitFor(
       'the export to be streaming',

@@ -15,7 +15,6 @@ import {
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
@@ -23,6 +22,7 @@ import {
 } from '../durability/checks';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { runXcpb } from '../helpers/cli';
+import { dailySchedule, disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 import { startTemporalCluster, type TemporalCluster } from './harness';
 
@@ -82,32 +82,11 @@ describe('a PostgreSQL-backed Temporal cluster with TLS', () => {
     expect(again.stdout).toContain('search attributes: all 6 present');
 
     stack = await startBackupStack({
-      scenario: {
-        pools: [
-          {
-            id: 'lab',
-            credentials: [{ username: 'root', password: 'cluster-test-secret' }],
-            srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-            vms: [
-              {
-                name: 'app',
-                tags: ['prod'],
-                power: 'Running' as const,
-                disks: [{ name: 'app root', size: '24MiB', content: random(9, 12) }],
-              },
-            ],
-          },
-        ],
-      },
-      jobs: [
-        {
-          id: JOB,
-          mode: 'delta',
-          vms: { tags: ['prod'] },
-          remotes: ['nas'],
-          schedules: [{ id: 'daily', cron: '0 3 * * *', retention: { remote: 4, snapshot: 1 } }],
-        },
-      ],
+      scenario: labScenario({
+        password: 'cluster-test-secret',
+        vms: [labVm('app', { tags: ['prod'], disks: [disk('app root', '24MiB', 9, 12)] })],
+      }),
+      jobs: [tagJob(JOB, 'prod', { schedules: dailySchedule(4) })],
       workers: false,
       temporal: { ...cluster.target, namespace: NAMESPACE },
     });

@@ -10,14 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReportOf } from '../../client/run-result';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import {
   allSnapshotsOf,
-  dailySchedule,
   hiddenFiles,
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
@@ -32,26 +31,11 @@ let chainDir: string;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'cancel-secret-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['prod'],
-              power: 'Running' as const,
-              disks: [{ name: 'app root', size: '32MiB', content: random(3, 6) }],
-            },
-          ],
-        },
-      ],
-    },
-    jobs: [
-      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(5) },
-    ],
+    scenario: labScenario({
+      password: 'cancel-secret-pw',
+      vms: [labVm('app', { tags: ['prod'], disks: [disk('app root', '32MiB', 3, 6)] })],
+    }),
+    jobs: [tagJob(JOB, 'prod')],
   });
   truths = new Truths(stack);
   vm = await stack.vm('app');

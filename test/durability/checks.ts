@@ -8,11 +8,7 @@ import type { RunReport, StepReport } from '../../core/run-report';
 import { type BackupStack, chainToRaw, readAll } from '../helpers/backup-stack';
 import { chainUpTo, filesUnder, listJson, readBackup } from '../helpers/remote-files';
 
-export const random = (seed: number, blocks: number) => ({ type: 'random' as const, seed, blocks });
-
-export const dailySchedule = (remote: number, snapshot = 1) => [
-  { id: 'daily', cron: '0 3 * * *', retention: { remote, snapshot } },
-];
+export { dailySchedule, random } from '../helpers/scenarios';
 
 /** The snapshots the simulator holds for this job and VM (by XO's other_config keys). */
 export async function jobSnapshotsOf(stack: BackupStack, vmUuid: string, jobId: string) {

@@ -6,9 +6,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Scenario } from '../../simulator';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { repoRoot } from '../helpers/cli';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import {
   allSnapshotsOf,
   dailySchedule,
@@ -16,7 +16,6 @@ import {
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
@@ -24,25 +23,11 @@ import {
 } from './checks';
 
 const JOB = 'nightly';
-const scenario: Scenario = {
-  pools: [
-    {
-      id: 'lab',
-      credentials: [{ username: 'root', password: 'sim-restart-pw' }],
-      srs: [{ id: 'local', name: 'Local', size: '2GiB', default: true }],
-      networks: [{ id: 'net0', name: 'Network 0' }],
-      vms: [
-        {
-          name: 'app',
-          tags: ['prod'],
-          power: 'Running',
-          networks: ['net0'],
-          disks: [{ name: 'app root', size: '24MiB', content: random(41, 12) }],
-        },
-      ],
-    },
-  ],
-};
+const scenario = labScenario({
+  password: 'sim-restart-pw',
+  srSize: '2GiB',
+  vms: [labVm('app', { tags: ['prod'], disks: [disk('app root', '24MiB', 41, 12)] })],
+});
 let stack: BackupStack;
 let sim: ChildProcess | undefined;
 
@@ -95,9 +80,7 @@ async function killSim(): Promise<void> {
 beforeAll(async () => {
   stack = await startBackupStack({
     scenario,
-    jobs: [
-      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(3) },
-    ],
+    jobs: [tagJob(JOB, 'prod', { schedules: dailySchedule(3) })],
   });
 });
 afterAll(async () => {

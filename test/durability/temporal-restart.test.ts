@@ -13,6 +13,7 @@ import { jobInput } from '../../core/job-input';
 import { MAIN_QUEUE } from '../../core/task-queues';
 import { freePort, startOwnedDevServer } from '../../server/dev-server';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 import {
   allSnapshotsOf,
@@ -21,7 +22,6 @@ import {
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
@@ -48,26 +48,11 @@ beforeAll(async () => {
   port = await freePort();
   server = await startServer();
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'restart-secret-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['prod'],
-              power: 'Running' as const,
-              disks: [{ name: 'app root', size: '24MiB', content: random(5, 12) }],
-            },
-          ],
-        },
-      ],
-    },
-    jobs: [
-      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(3) },
-    ],
+    scenario: labScenario({
+      password: 'restart-secret-pw',
+      vms: [labVm('app', { tags: ['prod'], disks: [disk('app root', '24MiB', 5, 12)] })],
+    }),
+    jobs: [tagJob(JOB, 'prod', { schedules: dailySchedule(3) })],
     workers: false,
   });
 });

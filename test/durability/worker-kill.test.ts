@@ -13,6 +13,7 @@ import { runReportOf } from '../../client/run-result';
 import type { RunReport } from '../../core/run-report';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 import {
   allSnapshotsOf,
@@ -21,7 +22,6 @@ import {
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
@@ -36,27 +36,12 @@ afterAll(async () => {
   await Promise.all(stacks.map((s) => s.close()));
 });
 
-function scenario(diskSize: string, blocks: number) {
-  return {
-    pools: [
-      {
-        id: 'lab',
-        credentials: [{ username: 'root', password: 'kill-test-secret' }],
-        srs: [{ id: 'local', name: 'Local', size: '8GiB', default: true }],
-        networks: [{ id: 'net0', name: 'Network 0' }],
-        vms: [
-          {
-            name: 'app',
-            tags: ['prod'],
-            power: 'Running' as const,
-            networks: ['net0'],
-            disks: [{ name: 'app root', size: diskSize, content: random(7, blocks) }],
-          },
-        ],
-      },
-    ],
-  };
-}
+const scenario = (diskSize: string, blocks: number) =>
+  labScenario({
+    password: 'kill-test-secret',
+    srSize: '8GiB',
+    vms: [labVm('app', { tags: ['prod'], disks: [disk('app root', diskSize, 7, blocks)] })],
+  });
 
 interface Case {
   stack: BackupStack;
@@ -69,9 +54,7 @@ interface Case {
 async function setUp(o: { diskSize: string; blocks: number; keep: number }): Promise<Case> {
   const stack = await startBackupStack({
     scenario: scenario(o.diskSize, o.blocks),
-    jobs: [
-      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(o.keep) },
-    ],
+    jobs: [tagJob(JOB, 'prod', { schedules: dailySchedule(o.keep) })],
     workers: false,
   });
   stacks.push(stack);

@@ -3,8 +3,9 @@
 // search attribute or history event of the namespace, and in no line the worker process printed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../core/run-report';
-import { dailySchedule, pretty, random } from '../durability/checks';
+import { dailySchedule, pretty } from '../durability/checks';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 
 const PASSWORD = 'Pool-Secret-7f3a9c1e';
@@ -14,35 +15,18 @@ let worker: WorkerProcess;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: PASSWORD }],
-          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'web',
-              tags: ['prod'],
-              power: 'Running' as const,
-              networks: ['net0'],
-              disks: [{ name: 'web root', size: '8MiB', content: random(1, 2) }],
-            },
-            {
-              name: 'blocked',
-              tags: ['prod'],
-              power: 'Running' as const,
-              blocked_operations: { snapshot: 'no snapshots here' },
-              disks: [{ name: 'blocked root', size: '8MiB' }],
-            },
-          ],
-        },
+    scenario: labScenario({
+      password: PASSWORD,
+      vms: [
+        labVm('web', { tags: ['prod'], disks: [disk('web root', '8MiB', 1, 2)] }),
+        labVm('blocked', {
+          tags: ['prod'],
+          blocked_operations: { snapshot: 'no snapshots here' },
+          disks: [{ name: 'blocked root', size: '8MiB' }],
+        }),
       ],
-    },
-    jobs: [
-      { id: JOB, mode: 'delta', vms: { tags: ['prod'] }, remotes: ['nas'], schedules: dailySchedule(3) },
-    ],
+    }),
+    jobs: [tagJob(JOB, 'prod', { schedules: dailySchedule(3) })],
     workers: false,
   });
   expect(stack.pool().password).toBe(PASSWORD);

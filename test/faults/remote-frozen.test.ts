@@ -12,18 +12,17 @@ import { runReportOf } from '../../client/run-result';
 import type { VmReport } from '../../core/run-report';
 import {
   allSnapshotsOf,
-  dailySchedule,
   hiddenFiles,
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
   waitFor,
 } from '../durability/checks';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 
 const exec = promisify(execFile);
 const STALL_MS = 2_000;
@@ -36,34 +35,12 @@ const mounted = async () =>
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'frozen-remote-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '1GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['prod'],
-              power: 'Running' as const,
-              networks: ['net0'],
-              disks: [{ name: 'root', size: '16MiB', content: random(51, 4) }],
-            },
-          ],
-        },
-      ],
-    },
-    jobs: [
-      {
-        id: 'nightly',
-        mode: 'delta',
-        vms: { tags: ['prod'] },
-        remotes: ['nas'],
-        schedules: dailySchedule(5),
-      },
-    ],
+    scenario: labScenario({
+      password: 'frozen-remote-pw',
+      srSize: '1GiB',
+      vms: [labVm('app', { tags: ['prod'], disks: [disk('root', '16MiB', 51, 4)] })],
+    }),
+    jobs: [tagJob('nightly', 'prod')],
     transferStallMs: STALL_MS,
   });
   mountpoint = stack.remoteDir('nas');

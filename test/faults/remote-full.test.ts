@@ -7,16 +7,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   allSnapshotsOf,
-  dailySchedule,
   hiddenFiles,
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
 } from '../durability/checks';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 
 const exec = promisify(execFile);
 let stack: BackupStack;
@@ -25,34 +24,12 @@ let mounted: string | undefined;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'remote-full-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '1GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['prod'],
-              power: 'Running' as const,
-              networks: ['net0'],
-              disks: [{ name: 'root', size: '16MiB', content: random(31, 4) }],
-            },
-          ],
-        },
-      ],
-    },
-    jobs: [
-      {
-        id: 'nightly',
-        mode: 'delta',
-        vms: { tags: ['prod'] },
-        remotes: ['nas'],
-        schedules: dailySchedule(5),
-      },
-    ],
+    scenario: labScenario({
+      password: 'remote-full-pw',
+      srSize: '1GiB',
+      vms: [labVm('app', { tags: ['prod'], disks: [disk('root', '16MiB', 31, 4)] })],
+    }),
+    jobs: [tagJob('nightly', 'prod')],
   });
   truths = new Truths(stack);
   // Room for the first backup (8 MiB of data) and not for a second one as big.

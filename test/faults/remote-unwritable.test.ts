@@ -12,18 +12,17 @@ import type { RunReport } from '../../core/run-report';
 import { RUN_REPORTS_DIR } from '../../remotes/backup-paths';
 import {
   allSnapshotsOf,
-  dailySchedule,
   hiddenFiles,
   jobSnapshotsOf,
   leftoversBesideVm,
   pretty,
-  random,
   stepsOf,
   Truths,
   vmDir,
 } from '../durability/checks';
 import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { filesUnder, listJson } from '../helpers/remote-files';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 
 const exec = promisify(execFile);
 let stack: BackupStack;
@@ -38,40 +37,15 @@ async function chattr(flag: '+i' | '-i', dir: string): Promise<void> {
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'remote-faults-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-          vms: [
-            {
-              name: 'solo',
-              tags: ['solo'],
-              power: 'Running' as const,
-              disks: [{ name: 'solo root', size: '8MiB', content: random(21, 3) }],
-            },
-            {
-              name: 'duo',
-              tags: ['duo'],
-              power: 'Running' as const,
-              disks: [{ name: 'duo root', size: '8MiB', content: random(22, 3) }],
-            },
-          ],
-        },
+    scenario: labScenario({
+      password: 'remote-faults-pw',
+      vms: [
+        labVm('solo', { tags: ['solo'], disks: [disk('solo root', '8MiB', 21, 3)] }),
+        labVm('duo', { tags: ['duo'], disks: [disk('duo root', '8MiB', 22, 3)] }),
       ],
-    },
+    }),
     remotes: ['nas', 'usb'],
-    jobs: [
-      { id: 'single', mode: 'delta', vms: { tags: ['solo'] }, remotes: ['nas'], schedules: dailySchedule(5) },
-      {
-        id: 'pair',
-        mode: 'delta',
-        vms: { tags: ['duo'] },
-        remotes: ['nas', 'usb'],
-        schedules: dailySchedule(5),
-      },
-    ],
+    jobs: [tagJob('single', 'solo'), tagJob('pair', 'duo', { remotes: ['nas', 'usb'] })],
   });
   truths = new Truths(stack);
 });

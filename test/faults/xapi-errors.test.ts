@@ -17,7 +17,6 @@ import {
   hiddenFiles,
   jobSnapshotsOf,
   pretty,
-  random,
   stepsOf,
   Truths,
 } from '../durability/checks';
@@ -25,6 +24,7 @@ import { type BackupStack, startBackupStack } from '../helpers/backup-stack';
 import { runXcpb } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
 import { listJson } from '../helpers/remote-files';
+import { disk, labScenario, labVm } from '../helpers/scenarios';
 import { listWorkflows, temporalAddress } from '../helpers/temporal';
 
 const JOB = 'nightly';
@@ -32,23 +32,12 @@ let stack: BackupStack;
 let truths: Truths;
 const vms: Record<string, { uuid: string; disks: { uuid: string }[] }> = {};
 
-const scenario = {
-  pools: [
-    {
-      id: 'lab',
-      credentials: [{ username: 'root', password: 'faults-secret-pw' }],
-      srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-      networks: [{ id: 'net0', name: 'Network 0' }],
-      vms: ['alpha', 'beta'].map((name, i) => ({
-        name,
-        tags: ['prod'],
-        power: 'Running' as const,
-        networks: ['net0'],
-        disks: [{ name: `${name} root`, size: '12MiB', content: random(10 + i, 4) }],
-      })),
-    },
-  ],
-};
+const scenario = labScenario({
+  password: 'faults-secret-pw',
+  vms: ['alpha', 'beta'].map((name, i) =>
+    labVm(name, { tags: ['prod'], disks: [disk(`${name} root`, '12MiB', 10 + i, 4)] }),
+  ),
+});
 
 beforeAll(async () => {
   stack = await startBackupStack({

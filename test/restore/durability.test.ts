@@ -6,6 +6,7 @@ import { MAIN_QUEUE } from '../../core/task-queues';
 import type { RestoreVmInput, RestoreVmResult } from '../../workflows/restore-vm';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
+import { dailySchedule, disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 
 let stack: BackupStack;
@@ -13,41 +14,17 @@ let worker: WorkerProcess;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'restore-kill-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '4GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'big',
-              tags: ['big'],
-              power: 'Halted' as const,
-              networks: ['net0'],
-              disks: [
-                {
-                  name: 'big root',
-                  size: '320MiB',
-                  content: { type: 'random' as const, seed: 11, blocks: 160 },
-                },
-                { name: 'big data', size: '8MiB', content: { type: 'random' as const, seed: 12, blocks: 2 } },
-              ],
-            },
-          ],
-        },
+    scenario: labScenario({
+      password: 'restore-kill-pw',
+      vms: [
+        labVm('big', {
+          tags: ['big'],
+          power: 'Halted',
+          disks: [disk('big root', '320MiB', 11, 160), disk('big data', '8MiB', 12, 2)],
+        }),
       ],
-    },
-    jobs: [
-      {
-        id: 'nightly',
-        mode: 'delta',
-        vms: { tags: ['big'] },
-        remotes: ['nas'],
-        schedules: [{ id: 'daily', cron: '0 3 * * *', retention: { remote: 3, snapshot: 1 } }],
-      },
-    ],
+    }),
+    jobs: [tagJob('nightly', 'big', { schedules: dailySchedule(3) })],
     workers: false,
   });
   worker = await WorkerProcess.start(stack);

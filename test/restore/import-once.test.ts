@@ -7,6 +7,7 @@ import { MAIN_QUEUE } from '../../core/task-queues';
 import type { RestoreVmInput, RestoreVmResult } from '../../workflows/restore-vm';
 import { type BackupStack, readAll, startBackupStack } from '../helpers/backup-stack';
 import { listJson } from '../helpers/remote-files';
+import { disk, labScenario, labVm, tagJob } from '../helpers/scenarios';
 import { stopAllWorkerProcesses, WorkerProcess } from '../helpers/worker-process';
 
 let stack: BackupStack;
@@ -14,35 +15,16 @@ let worker: WorkerProcess;
 
 beforeAll(async () => {
   stack = await startBackupStack({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'import-once-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '2GiB', default: true }],
-          networks: [{ id: 'net0', name: 'Network 0' }],
-          vms: [
-            {
-              name: 'app',
-              tags: ['app'],
-              power: 'Halted' as const,
-              networks: ['net0'],
-              disks: [
-                { name: 'app root', size: '16MiB', content: { type: 'random' as const, seed: 5, blocks: 6 } },
-              ],
-            },
-          ],
-        },
-      ],
-    },
+    scenario: labScenario({
+      password: 'import-once-pw',
+      srSize: '2GiB',
+      vms: [labVm('app', { tags: ['app'], power: 'Halted', disks: [disk('app root', '16MiB', 5, 6)] })],
+    }),
     jobs: [
-      {
-        id: 'weekly',
+      tagJob('weekly', 'app', {
         mode: 'full',
-        vms: { tags: ['app'] },
-        remotes: ['nas'],
         schedules: [{ id: 'sunday', cron: '0 3 * * 0', retention: { remote: 2, snapshot: 0 } }],
-      },
+      }),
     ],
     workers: false,
   });
