@@ -11,11 +11,13 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
+# The command in one JavaScript file (bin/build.mjs): no TypeScript loader in the worker, ~25 MiB less RSS.
+RUN npm run build
 
 # The worker's process environment (workers/process-env.ts says why): ~60 MiB less RSS.
 ENV MALLOC_ARENA_MAX=2 NODE_OPTIONS=--max-semi-space-size=4
 
 # Not root: the worker needs only the network, its config, its secrets and the backup folder.
 USER node
-ENTRYPOINT ["node", "bin/xcpb.mjs"]
+ENTRYPOINT ["node", "dist/xcpb.mjs"]
 CMD ["worker", "--config", "/etc/xcpb/config.yaml"]

@@ -2,11 +2,13 @@
  * Worker memory while streaming (issue 5 benchmark d, issue 14): peak RSS of a separate
  * `xcpb worker` process (default pool slot counts) backing up a large sparse disk, against the
  * peak of the same worker backing up a disk 1/10 the size in the same run: flat means the data
- * path streams; the goal bounds the peak itself. Measured twice: in the worker's deployed process
- * environment (workers/process-env.ts, as the Dockerfile runs it), and under plain `node`.
+ * path streams; the goal bounds the peak itself. Measured twice: deployed (the built command,
+ * dist/xcpb.mjs, in the worker's process environment, workers/process-env.ts: as the Dockerfile and
+ * the systemd unit run it), and from the sources under plain `node` (`npx xcpb worker` in a checkout).
  * Run: node --import tsx bench/backup-rss.ts
  * Env: XCPB_BENCH_DISK (default 20GiB), XCPB_BENCH_DATA (default 2GiB of data).
  */
+import { buildCommand } from '../bin/build.mjs';
 import { parseSize } from '../simulator/scenario';
 import { WORKER_PROCESS_ENV } from '../workers/process-env';
 import { mib, startBenchStack, timed } from './lib/backup-stack';
@@ -18,9 +20,14 @@ const size = Math.ceil(parseSize(process.env.XCPB_BENCH_DISK ?? '20GiB') / BLOCK
 const data = parseSize(process.env.XCPB_BENCH_DATA ?? '2GiB');
 const smallSize = Math.ceil(size / 10 / BLOCK) * BLOCK;
 
-async function peakFor(diskSize: number, dataBytes: number): Promise<{ rss: number; ms: number }> {
+async function peakFor(
+  diskSize: number,
+  dataBytes: number,
+  workerEntry: string,
+): Promise<{ rss: number; ms: number }> {
   const stack = await startBenchStack({
     childWorker: true,
+    workerEntry,
     scenario: {
       pools: [
         {
@@ -71,7 +78,11 @@ async function peakFor(diskSize: number, dataBytes: number): Promise<{ rss: numb
 }
 
 /** Both peaks with `env` in the worker's environment (the bench stack passes on its own). */
-async function measure(env: Record<string, string | undefined>, label: string): Promise<void> {
+async function measure(
+  env: Record<string, string | undefined>,
+  workerEntry: string,
+  label: string,
+): Promise<void> {
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   const apply = (vars: Record<string, string | undefined>) => {
     for (const [k, v] of Object.entries(vars)) {
@@ -81,8 +92,8 @@ async function measure(env: Record<string, string | undefined>, label: string): 
   };
   apply(env);
   try {
-    const small = await peakFor(smallSize, data / 10);
-    const big = await peakFor(size, data);
+    const small = await peakFor(smallSize, data / 10, workerEntry);
+    const big = await peakFor(size, data, workerEntry);
     console.log(
       `${label}: ${mib(smallSize)} MiB disk with ${mib(data / 10)} MiB data: ${(small.ms / 1000).toFixed(1)} s; ` +
         `${mib(size)} MiB disk with ${mib(data)} MiB data: ${(big.ms / 1000).toFixed(1)} s`,
@@ -103,5 +114,10 @@ async function measure(env: Record<string, string | undefined>, label: string): 
   }
 }
 
-await measure(WORKER_PROCESS_ENV, 'deployed environment');
-await measure({ MALLOC_ARENA_MAX: undefined, NODE_OPTIONS: undefined }, 'plain node');
+await buildCommand();
+await measure(WORKER_PROCESS_ENV, 'dist/xcpb.mjs', 'deployed: built, in its environment');
+await measure(
+  { MALLOC_ARENA_MAX: undefined, NODE_OPTIONS: undefined },
+  'bin/xcpb.mjs',
+  'sources, plain node',
+);

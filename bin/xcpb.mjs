@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry point of the `xcpb` command: the sources are TypeScript, run through tsx's loader.
+// (A deployed worker runs dist/xcpb.mjs, the same command built by `npm run build`.)
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+await import('../cli/bin.ts');

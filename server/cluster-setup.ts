@@ -3,7 +3,7 @@
 // the operator service, then verified by a visibility query that uses every one of them. Idempotent:
 // a second run finds everything in place and changes nothing.
 import { type Connection, isGrpcServiceError } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time';
+import { msToTs } from '@temporalio/common/lib/time.js';
 // CommonJS: its namespaces are reached through the default export.
 import proto, { type temporal } from '@temporalio/proto';
 import { SA } from '../core/search-attributes';

@@ -6,7 +6,7 @@
 // another host counts until it has not polled for STALE_AFTER_MS (a live worker renews its long poll
 // at least every minute).
 import os from 'node:os';
-import { tsToMs } from '@temporalio/common/lib/time';
+import { tsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import { type PoolQueueKind, poolQueue } from '../core/task-queues';

@@ -32,7 +32,8 @@ const require = createRequire(import.meta.url);
  * restarted worker (after a crash, an upgrade that did not touch the workflows) starts at once.
  */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  const child = path.resolve(import.meta.dirname, 'bundle-workflows.mjs');
+  // From the sources (workers/) or the built command (dist/): both one folder below the root.
+  const child = path.resolve(import.meta.dirname, '../workers/bundle-workflows.mjs');
   const inputs = { workflowsPath, interceptorModules: [metricsInterceptorPath] };
   // What else decides the bundle: the SDK, every installed dependency's version (the lock file:
   // the source maps name some packages' sources rather than the code they ship), this child.

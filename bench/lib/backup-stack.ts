@@ -40,6 +40,8 @@ export async function startBenchStack(o: {
   scenario: Scenario;
   jobs: unknown[];
   childWorker?: boolean;
+  /** the child worker's command, from the root (default bin/xcpb.mjs; dist/xcpb.mjs: the built one) */
+  workerEntry?: string;
   /** a Temporal of its own (bench/backup-cluster.ts); default: a dev server started here */
   temporal?: TemporalTarget;
 }): Promise<BenchStack> {
@@ -74,7 +76,8 @@ export async function startBenchStack(o: {
   if (o.childWorker) {
     const file = path.join(dir, 'config.json');
     await writeFile(file, JSON.stringify(config));
-    child = spawn(process.execPath, [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', file], {
+    const entry = path.join(repoRoot, o.workerEntry ?? 'bin/xcpb.mjs');
+    child = spawn(process.execPath, [entry, 'worker', '--config', file], {
       env: { ...process.env, TEMPORAL_ADDRESS: server.address },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

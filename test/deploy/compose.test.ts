@@ -101,7 +101,7 @@ describe('docker-compose.yml', () => {
     ]);
   });
 
-  it("the image's contents install with npm ci --omit=dev and xcpb runs from them", {
+  it("the image's contents install with npm ci --omit=dev, build, and xcpb runs from them", {
     timeout: 600_000,
   }, async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'xcpb-image-'));
@@ -132,20 +132,23 @@ describe('docker-compose.yml', () => {
       timeout: 540_000,
       maxBuffer: 16 << 20,
     });
-    const version = await exec(process.execPath, ['bin/xcpb.mjs', '--version'], { cwd: dir });
+    // What the Dockerfile runs next, and the command its ENTRYPOINT names.
+    const dockerfile = await readFile(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('RUN npm run build');
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "dist/xcpb.mjs"]');
+    await exec('npm', ['run', 'build'], { cwd: dir });
     const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as {
       version: string;
     };
-    expect(version.stdout.trim()).toBe(`xcpb ${pkg.version}`);
-    // The worker's whole import graph loads without dev dependencies (it stops at the missing file).
-    const worker = await exec(
-      process.execPath,
-      ['bin/xcpb.mjs', 'worker', '--config', '/nonexistent/config.yaml'],
-      {
+    for (const entry of ['dist/xcpb.mjs', 'bin/xcpb.mjs']) {
+      const version = await exec(process.execPath, [entry, '--version'], { cwd: dir });
+      expect(version.stdout.trim(), entry).toBe(`xcpb ${pkg.version}`);
+      // The worker's whole import graph loads without dev dependencies (it stops at the missing file).
+      const worker = await exec(process.execPath, [entry, 'worker', '--config', '/nonexistent/config.yaml'], {
         cwd: dir,
-      },
-    ).catch((err: { code: number; stderr: string }) => err);
-    expect('code' in worker ? worker.code : 0).toBe(2);
-    expect(worker.stderr).toContain('/nonexistent/config.yaml: file does not exist');
+      }).catch((err: { code: number; stderr: string }) => err);
+      expect('code' in worker ? worker.code : 0, entry).toBe(2);
+      expect(worker.stderr, entry).toContain('/nonexistent/config.yaml: file does not exist');
+    }
   });
 });

@@ -64,7 +64,7 @@ describe('deploy/systemd/xcpb-worker.service', () => {
   it("runs `xcpb worker` with the worker's process environment, the Dockerfile's too", async () => {
     const service = await section('Service');
     const exec = service.find(([k]) => k === 'ExecStart')?.[1];
-    expect(exec).toBe('/usr/bin/node bin/xcpb.mjs worker --config /etc/xcpb/config.yaml');
+    expect(exec).toBe('/usr/bin/node dist/xcpb.mjs worker --config /etc/xcpb/config.yaml');
     const env = Object.fromEntries(
       service.filter(([k]) => k === 'Environment').map(([, v]) => v.split(/=(.*)/s).slice(0, 2)),
     );
