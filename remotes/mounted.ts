@@ -162,6 +162,8 @@ export function createMountedRemote(
     createReadStream: after((p: string, r?: Parameters<Remote['createReadStream']>[1]) =>
       local.createReadStream(p, r),
     ),
+    // A mounted share is a folder: restores read its chains with pread, as from a local remote.
+    openRead: after((p: string) => local.openRead!(p)),
     writeFileAtomic: after((p: string, d: Buffer | string) => local.writeFileAtomic(p, d)),
     writeFileExclusive: after((p: string, d: Buffer | string) => local.writeFileExclusive(p, d)),
     createWriteStreamAtomic: after((p: string) => local.createWriteStreamAtomic(p)),

@@ -18,6 +18,8 @@ export interface RemoteUnderTest {
 export interface ConformanceOptions {
   /** false for read-only views: every write must then be refused with EROFS. */
   writable: boolean;
+  /** the remote must offer positional reads (openRead: a folder, and what wraps one) */
+  positionalReads?: boolean;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -61,6 +63,24 @@ export function describeRemoteConformance(
       expect(await readAll(await t.remote.createReadStream('a/b/file.bin', { start: 10 }))).toEqual(
         Buffer.from('abcdef'),
       );
+    });
+
+    it("reads at any offset into the caller's buffer, where it offers openRead", async () => {
+      if (options.positionalReads) expect(t.remote.openRead, 'openRead offered').toBeTypeOf('function');
+      if (!t.remote.openRead) return;
+      const data = Buffer.from('0123456789abcdef');
+      await t.seed.writeFileAtomic('p/file.bin', data);
+      const handle = await t.remote.openRead('p/file.bin');
+      try {
+        expect(await handle.stat()).toMatchObject({ size: data.length });
+        const into = Buffer.alloc(6, 0x2e);
+        expect(await handle.read(into, 1, 4, 10)).toMatchObject({ bytesRead: 4 });
+        expect(into.toString()).toBe('.abcd.');
+        expect((await handle.read(into, 0, 6, 14)).bytesRead).toBe(2); // short at the end
+      } finally {
+        await handle.close();
+      }
+      await expectRemoteError(t.remote.openRead('p/missing.bin'), t.remote.id, 'ENOENT');
     });
 
     it('lists names sorted, stats files and directories, tells what exists', async () => {

@@ -21,7 +21,7 @@ async function localUnderTest(): Promise<RemoteUnderTest & { root: string }> {
   };
 }
 
-describeRemoteConformance('local', localUnderTest, { writable: true });
+describeRemoteConformance('local', localUnderTest, { writable: true, positionalReads: true });
 
 describeRemoteConformance(
   'local through openRemote(file://)',
@@ -30,7 +30,7 @@ describeRemoteConformance(
     const remote = openRemote({ id: 'nas', url: `file://${t.root}` });
     return { ...t, remote, seed: remote };
   },
-  { writable: true },
+  { writable: true, positionalReads: true },
 );
 
 describeRemoteConformance(
@@ -48,7 +48,7 @@ describeRemoteConformance(
     const t = await localUnderTest();
     return { ...t, remote: readOnly(t.remote) };
   },
-  { writable: false },
+  { writable: false, positionalReads: true },
 );
 
 describe('local remote specifics', () => {

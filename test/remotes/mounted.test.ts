@@ -2,12 +2,13 @@
 // client, so it fails for real) and the failure reaches the caller as a RemoteError naming the
 // remote with mount's own reason; the SMB password goes through a credentials file of mode 600,
 // never on the command line, and the file is gone after the attempt.
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMountedRemote, type MountRunner, mountTarget, runCommand } from '../../remotes/mounted';
 import { openRemote } from '../../remotes/open-remote';
+import { describeRemoteConformance } from './conformance';
 
 let mountRoot: string;
 beforeEach(async () => {
@@ -111,3 +112,34 @@ describe('SMB and NFS remotes (mounted)', () => {
     );
   });
 });
+
+// Once mounted, the share is used through the remote as a folder: the whole Remote contract holds
+// through the mounted remote's wrapper. The mount is real but a bind mount of a local folder (this
+// kernel has neither client), made by the runner in place of mount's cifs/nfs types.
+describeRemoteConformance(
+  'SMB remote once mounted (a bind mount standing in for cifs)',
+  async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'xcpb-mounted-'));
+    const backing = path.join(dir, 'share');
+    await mkdir(backing);
+    const bind: MountRunner = (command, args) =>
+      command === 'mount' ? runCommand('mount', ['--bind', backing, args[3]]) : runCommand(command, args);
+    const remote = createMountedRemote(
+      { id: 'nas', url: 'smb://filer/backups/xcpb/site-a', username: 'u', password: async () => 'p' },
+      path.join(dir, 'mounts'),
+      bind,
+    );
+    await remote.checkWritable();
+    return {
+      remote,
+      seed: remote,
+      // the share's folder of this remote is gone (removed on the server)
+      vanish: () => rm(path.join(backing, 'xcpb'), { recursive: true, force: true }),
+      cleanup: async () => {
+        await remote.unmount();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  { writable: true, positionalReads: true },
+);

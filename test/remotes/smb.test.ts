@@ -27,7 +27,7 @@ describeRemoteConformance(
     const gone = () => rm(path.join(server.shareDir, name), { recursive: true, force: true });
     return { remote, seed: remote, vanish: gone, cleanup: gone };
   },
-  { writable: true },
+  { writable: true, positionalReads: true },
 );
 
 describe('SMB share', () => {
