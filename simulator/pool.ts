@@ -54,9 +54,9 @@ export class PoolState {
   private lastSaveMs = 0;
 
   /**
-   * Schedules a save of the state (debounced): 200 ms after a change, or ten times as long as the
+   * Schedules a save of the state (debounced): 200 ms after a change, or 20 times as long as the
    * last save took, so that saving a large pool (10,000 VMs: tens of MB, most of a second) never
-   * takes more than a tenth of the time while operations keep changing it.
+   * takes more than a twentieth of the time while operations keep changing it.
    */
   changed(): void {
     if (!this.onChange || this.saveTimer) return;
@@ -67,7 +67,7 @@ export class PoolState {
         this.onChange?.();
         this.lastSaveMs = performance.now() - start;
       },
-      Math.max(SAVE_DELAY_MS, 10 * this.lastSaveMs),
+      Math.max(SAVE_DELAY_MS, 20 * this.lastSaveMs),
     );
     this.saveTimer.unref();
   }
