@@ -15,7 +15,7 @@ import { jobInput } from '../core/job-input';
 import type { RunResult } from '../core/run-report';
 import { MAIN_QUEUE } from '../core/task-queues';
 import { startBenchStack, timed } from './lib/backup-stack';
-import { recordResult } from './lib/results';
+import { elapsedMs, recordResult } from './lib/results';
 
 const BENCH = 'scale-10k';
 const count = Number(process.env.XCPB_BENCH_VMS ?? 10_000);
@@ -119,6 +119,15 @@ try {
   console.log(`${ids.length} workflows read; longest history ${longest.id}, largest payload ${largest.id}`);
 
   const perVm = many.ms / count;
+  // How busy the job's concurrency was: the VMs' time in flight over the run's wall time, and over
+  // the time from the first VM's start to the last one's end (without the run's own start and end).
+  const busy = report.vms.reduce((n, v) => n + elapsedMs(v.start, v.end), 0);
+  const inFlight = busy / many.ms;
+  const first = Math.min(...report.vms.map((v) => Date.parse(String(v.start))));
+  const last = Math.max(...report.vms.map((v) => Date.parse(String(v.end))));
+  console.log(
+    `VMs in flight from the first VM's start to the last one's end: ${(busy / (last - first)).toFixed(1)}`,
+  );
   recordResult({
     bench: BENCH,
     figure: `${count} VMs in one job: wall time`,
@@ -132,6 +141,14 @@ try {
     unit: 'ms',
     baseline: 'one VM alone',
     baselineValue: one.ms,
+  });
+  recordResult({
+    bench: BENCH,
+    figure: `${count} VMs in one job: VMs in flight on average`,
+    value: inFlight,
+    unit: 'VMs',
+    baseline: "the job's concurrency",
+    baselineValue: concurrency,
   });
   recordResult({
     bench: BENCH,
