@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { fail } from '../errors';
-import type { XValue } from '../rpc/values';
+import { XFloat, XInt32, type XValue } from '../rpc/values';
 
 export type XRecord = { [field: string]: XValue };
 
@@ -28,6 +28,20 @@ export interface DbChange {
 }
 
 export const newRef = (): string => `OpaqueRef:${randomUUID()}`;
+
+/**
+ * A deep copy of a record whose dates and floats stay a Date and an XFloat (structuredClone makes an
+ * XFloat a plain `{value}` object, which the wire would then send as a struct).
+ */
+export function cloneRecord<T extends XValue>(value: T): T {
+  if (value instanceof Date) return new Date(value.getTime()) as T;
+  if (value instanceof XFloat) return new XFloat(value.value) as T;
+  if (value instanceof XInt32) return new XInt32(value.value) as T;
+  if (Array.isArray(value)) return value.map((v) => cloneRecord(v)) as T;
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cloneRecord(v)])) as T;
+  return value;
+}
 
 /** What an `event.from` listens to: every class, some classes, some objects (canonical class names). */
 export interface Subscription {

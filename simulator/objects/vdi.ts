@@ -5,7 +5,7 @@ import type { PoolState } from '../pool';
 import { NULL_REF } from '../rpc/values';
 import { BLOCK_SIZE } from '../storage/blockstore';
 import { refreshStorage } from './chain';
-import type { XRecord } from './db';
+import { cloneRecord, type XRecord } from './db';
 import { recordFromArgs } from './generic';
 import { link, unlink } from './refs';
 import { makeRecord } from './schema';
@@ -64,7 +64,7 @@ function copyRecord(pool: PoolState, vdi: string, changes: XRecord): XRecord {
   const src = pool.get('VDI', vdi);
   const uuid = randomUUID();
   return {
-    ...structuredClone({ ...src, current_operations: {}, allowed_operations: [] }),
+    ...cloneRecord({ ...src, current_operations: {}, allowed_operations: [] }),
     uuid,
     location: uuid,
     VBDs: [],
