@@ -2,7 +2,7 @@ import { fail } from '../errors';
 import type { MethodTable } from '../methods';
 import type { PoolState } from '../pool';
 import { XInt32, type XValue } from '../rpc/values';
-import type { Db } from './db';
+import type { Db, Subscription } from './db';
 import { CLASSES } from './schema';
 
 /** XAPI's token: `%020d,%020d` (DB generation, message generation), lexicographically ordered. */
@@ -19,25 +19,24 @@ export function parseToken(token: string): number {
 
 const canonical = new Map(CLASSES.map((c) => [c.toLowerCase(), c]));
 
-/** A predicate over (class, ref) from event.from's class list. */
-export function parseSubscription(classes: unknown): (cls: string, ref: string) => boolean {
+/** What event.from's class list listens to ('*', class names, `class/ref`), with canonical names. */
+export function parseSubscription(classes: unknown): Subscription {
   const list = Array.isArray(classes) ? classes.map(String) : [String(classes)];
-  const all = new Set<string>();
-  const objects = new Set<string>();
-  let star = false;
+  const names = new Set<string>();
+  const objects: [string, string][] = [];
+  let all = false;
   for (const s of list) {
-    if (s === '*') star = true;
-    else if (/^[A-Za-z_]+$/.test(s)) all.add(s.toLowerCase());
-    else if (/^[A-Za-z_]+\/\S+$/.test(s)) {
+    if (s === '*') all = true;
+    else if (/^[A-Za-z_]+$/.test(s)) {
+      const c = canonical.get(s.toLowerCase());
+      if (c) names.add(c);
+    } else if (/^[A-Za-z_]+\/\S+$/.test(s)) {
       const [c, ref] = s.split('/');
-      objects.add(`${c.toLowerCase()}/${ref}`);
+      const cls = canonical.get(c.toLowerCase());
+      if (cls) objects.push([cls, ref]);
     } else fail('EVENT_SUBSCRIPTION_PARSE_FAILURE', s);
   }
-  return (cls, ref) => {
-    const lc = cls.toLowerCase();
-    if (lc === 'session') return false;
-    return star || all.has(lc) || objects.has(`${lc}/${ref}`);
-  };
+  return { all, classes: names, objects };
 }
 
 export function validRefCounts(db: Db): Record<string, XInt32> {
@@ -53,12 +52,12 @@ export async function eventFrom(
   token: string,
   timeoutSeconds: number,
 ): Promise<XValue> {
-  const accept = parseSubscription(classes);
+  const sub = parseSubscription(classes);
   const since = parseToken(token);
   const deadline = Date.now() + Math.max(0, timeoutSeconds) * 1000;
   for (;;) {
     const generation = pool.db.generation;
-    const changes = pool.db.changesSince(since, accept);
+    const changes = pool.db.changesSince(since, sub);
     const remaining = deadline - Date.now();
     if (changes.length > 0 || remaining <= 0) {
       return {

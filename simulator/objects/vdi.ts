@@ -4,8 +4,8 @@ import type { CallContext, MethodTable } from '../methods';
 import type { PoolState } from '../pool';
 import { NULL_REF } from '../rpc/values';
 import { BLOCK_SIZE } from '../storage/blockstore';
-import { refreshChains } from './chain';
-import type { XRecord } from './db';
+import { refreshStorage } from './chain';
+import { cloneRecord, type XRecord } from './db';
 import { recordFromArgs } from './generic';
 import { link, unlink } from './refs';
 import { makeRecord } from './schema';
@@ -24,36 +24,16 @@ export function assertSpace(pool: PoolState, sr: string, requested: number): voi
   if (requested > free || pool.fullSrs.has(sr)) fail('SR_FULL', String(requested), String(free));
 }
 
-/** Recomputes the SR's and its VDIs' space accounting from the block store. */
-export function refreshSr(pool: PoolState, sr: string): void {
-  if (!pool.db.has('SR', sr)) return;
-  refreshChains(pool);
-  const vdis = pool.get('SR', sr).VDIs as string[];
-  const uuids = vdis.map((v) => uuidOf(pool, v));
-  let virtual = 0;
-  for (const v of vdis) {
-    const r = pool.get('VDI', v);
-    virtual += Number(r.virtual_size);
-    const used = pool.store.hasVdi(String(r.uuid)) ? pool.store.headBytes(String(r.uuid)) : 0;
-    if (r.physical_utilisation !== used) {
-      pool.db.update('VDI', v, (x) => {
-        x.physical_utilisation = used;
-      });
-    }
-  }
-  const used = pool.store.totalBytes(uuids);
-  const s = pool.get('SR', sr);
-  if (s.physical_utilisation !== used || s.virtual_allocation !== virtual) {
-    pool.db.update('SR', sr, (x) => {
-      x.physical_utilisation = used;
-      x.virtual_allocation = virtual;
-    });
-  }
-  pool.changed();
+/**
+ * Brings the records up to date after a storage operation: chains, base copies, and the space of
+ * the VDIs and SRs (`refreshStorage`: it looks only at what changed, whichever SR it is in).
+ */
+export function refreshSr(pool: PoolState, _sr: string): void {
+  refreshStorage(pool);
 }
 
 export function refreshAllSrs(pool: PoolState): void {
-  for (const [sr] of pool.db.all('SR')) refreshSr(pool, sr);
+  refreshStorage(pool);
 }
 
 export function createVdi(pool: PoolState, fields: XRecord): string {
@@ -84,7 +64,7 @@ function copyRecord(pool: PoolState, vdi: string, changes: XRecord): XRecord {
   const src = pool.get('VDI', vdi);
   const uuid = randomUUID();
   return {
-    ...structuredClone({ ...src, current_operations: {}, allowed_operations: [] }),
+    ...cloneRecord({ ...src, current_operations: {}, allowed_operations: [] }),
     uuid,
     location: uuid,
     VBDs: [],

@@ -6,7 +6,7 @@ import type { PoolState } from '../pool';
 import { NULL_REF, type XValue } from '../rpc/values';
 import { BLOCK_SIZE } from '../storage/blockstore';
 import { writeMemoryImage } from '../storage/content';
-import type { XRecord } from './db';
+import { cloneRecord, type XRecord } from './db';
 import { recordFromArgs } from './generic';
 import { link, unlink } from './refs';
 import { makeRecord } from './schema';
@@ -79,7 +79,7 @@ function diskVbds(pool: PoolState, vm: string): { vbd: string; record: XRecord }
 function copyVmRecord(pool: PoolState, vm: string, changes: XRecord): string {
   const src = pool.get('VM', vm);
   const record: XRecord = {
-    ...structuredClone(src),
+    ...cloneRecord(src),
     uuid: randomUUID(),
     VBDs: [],
     VIFs: [],
@@ -112,7 +112,7 @@ async function copyDevices(pool: PoolState, src: string, dst: string, mode: Disk
       else vdi = await copyVdi(pool, vdi, mode.sr);
     }
     createVbd(pool, {
-      ...structuredClone(record),
+      ...cloneRecord(record),
       uuid: randomUUID(),
       VM: dst,
       VDI: vdi,
@@ -125,7 +125,7 @@ async function copyDevices(pool: PoolState, src: string, dst: string, mode: Disk
   }
   for (const vif of pool.get('VM', src).VIFs as string[]) {
     const r = pool.get('VIF', vif);
-    createVif(pool, { ...structuredClone(r), uuid: randomUUID(), VM: dst, currently_attached: false });
+    createVif(pool, { ...cloneRecord(r), uuid: randomUUID(), VM: dst, currently_attached: false });
   }
 }
 

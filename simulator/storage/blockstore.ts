@@ -44,11 +44,16 @@ export interface StoreMeta {
 export class BlockStore {
   private readonly layers = new Map<string, LayerMeta>();
   private readonly heads = new Map<string, string>();
-  private readonly files = new Map<string, Promise<FileHandle>>();
-  /** layer id → number of layers whose parent it is */
-  private readonly childCount = new Map<string, number>();
-  /** layer id → number of VDIs whose head it is */
-  private readonly headCount = new Map<string, number>();
+  /** open data files, least recently used first (at most MAX_OPEN_FILES idle ones are kept) */
+  private readonly files = new Map<string, OpenFile>();
+  /** layer id → the layers whose parent it is */
+  private readonly childrenOf = new Map<string, Set<string>>();
+  /** layer id → the VDIs whose head it is */
+  private readonly headsOf = new Map<string, Set<string>>();
+  /** layers no VDI points at with exactly one child: what the garbage collector merges */
+  private readonly mergeable = new Set<string>();
+  /** layers whose chain shape, heads or size changed since `takeChanges` (some may be gone) */
+  private changed = new Set<string>();
   /** reads in progress per layer */
   private readonly reading = new Map<string, Set<Promise<Buffer>>>();
   /** writes in progress per layer (a merge waits for those into the layer it empties) */
@@ -76,10 +81,8 @@ export class BlockStore {
   }
 
   load(meta: StoreMeta): void {
-    for (const l of meta.layers) {
-      this.layers.set(l.id, l);
-      if (l.parent !== null) bump(this.childCount, l.parent, 1);
-    }
+    for (const l of meta.layers) this.layers.set(l.id, l);
+    for (const l of meta.layers) if (l.parent !== null) this.addChild(l.parent, l.id);
     for (const [vdi, head] of Object.entries(meta.heads)) this.setHead(vdi, head);
     // files of layers the saved state no longer names: dropped after the last save, before a kill
     for (const f of readdirSync(this.dir)) {
@@ -101,8 +104,30 @@ export class BlockStore {
   private newLayer(parent: string | null): string {
     const id = randomUUID();
     this.layers.set(id, { id, parent, blocks: {}, slots: 0 });
-    if (parent !== null) bump(this.childCount, parent, 1);
+    this.changed.add(id);
+    if (parent !== null) this.addChild(parent, id);
     return id;
+  }
+
+  private addChild(parent: string, child: string): void {
+    const set = this.childrenOf.get(parent) ?? new Set<string>();
+    this.childrenOf.set(parent, set);
+    set.add(child);
+    this.touch(parent);
+  }
+
+  private removeChild(parent: string, child: string): void {
+    const set = this.childrenOf.get(parent);
+    set?.delete(child);
+    if (set?.size === 0) this.childrenOf.delete(parent);
+    this.touch(parent);
+  }
+
+  /** Notes that a layer's heads or children changed: the chain index and the merge candidates. */
+  private touch(id: string): void {
+    this.changed.add(id);
+    if (this.layers.has(id) && this.headRefs(id) === 0 && this.children(id) === 1) this.mergeable.add(id);
+    else this.mergeable.delete(id);
   }
 
   hasVdi(vdi: string): boolean {
@@ -145,25 +170,30 @@ export class BlockStore {
   }
 
   private children(id: string): number {
-    return this.childCount.get(id) ?? 0;
+    return this.childrenOf.get(id)?.size ?? 0;
   }
 
   private headRefs(id: string): number {
-    return this.headCount.get(id) ?? 0;
+    return this.headsOf.get(id)?.size ?? 0;
   }
 
   private setHead(vdi: string, layer: string): void {
-    const old = this.heads.get(vdi);
-    if (old !== undefined) bump(this.headCount, old, -1);
+    this.deleteHead(vdi);
     this.heads.set(vdi, layer);
-    bump(this.headCount, layer, 1);
+    const set = this.headsOf.get(layer) ?? new Set<string>();
+    this.headsOf.set(layer, set);
+    set.add(vdi);
+    this.touch(layer);
   }
 
   private deleteHead(vdi: string): void {
     const old = this.heads.get(vdi);
     if (old === undefined) return;
-    bump(this.headCount, old, -1);
     this.heads.delete(vdi);
+    const set = this.headsOf.get(old);
+    set?.delete(vdi);
+    if (set?.size === 0) this.headsOf.delete(old);
+    this.touch(old);
   }
 
   private isWritable(id: string): boolean {
@@ -179,18 +209,45 @@ export class BlockStore {
     return this.layer(leaf);
   }
 
-  private file(id: string): Promise<FileHandle> {
+  /**
+   * Runs `fn` with the layer's data file open. Files stay open between uses, but only the
+   * MAX_OPEN_FILES most recently used idle ones: a pool of 10,000 VMs has tens of thousands of
+   * layers, more than a process may open.
+   */
+  private async withFile<T>(id: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
     let f = this.files.get(id);
-    if (!f) {
+    // (re-inserted below: the most recently used last)
+    if (f) this.files.delete(id);
+    else {
       // never (re)create the file of a layer already forgotten (a merge racing a deletion)
-      if (!this.layers.has(id)) return Promise.reject(new Error(`storage layer ${id} was removed`));
-      f = open(join(this.dir, `${id}.blocks`), 'a+').then(async (fh) => {
+      if (!this.layers.has(id)) throw new Error(`storage layer ${id} was removed`);
+      const path = join(this.dir, `${id}.blocks`);
+      // created if missing ('a+'), then reopened 'r+': a file opened to append ignores write positions
+      const opened = open(path, 'a+').then(async (fh) => {
         await fh.close();
-        return open(join(this.dir, `${id}.blocks`), 'r+');
+        return open(path, 'r+');
       });
-      this.files.set(id, f);
+      f = { users: 0, fh: opened };
+      f.fh.catch(() => this.files.get(id) === f && this.files.delete(id));
     }
-    return f;
+    this.files.set(id, f);
+    f.users++;
+    try {
+      return await fn(await f.fh);
+    } finally {
+      f.users--;
+      this.closeIdleFiles();
+    }
+  }
+
+  private closeIdleFiles(): void {
+    if (this.files.size <= MAX_OPEN_FILES) return;
+    for (const [id, f] of this.files) {
+      if (this.files.size <= MAX_OPEN_FILES) return;
+      if (f.users > 0) continue;
+      this.files.delete(id);
+      void f.fh.then((fh) => fh.close()).catch(() => {});
+    }
   }
 
   /** Which layer of the chain holds block `index`, if any. */
@@ -216,13 +273,12 @@ export class BlockStore {
   }
 
   private readLayerBlock(l: LayerMeta, index: number): Promise<Buffer> {
-    const read = (async () => {
-      const fh = await this.file(l.id);
+    const read = this.withFile(l.id, async (fh) => {
       const buf = Buffer.allocUnsafe(BLOCK_SIZE);
       const { bytesRead } = await fh.read(buf, 0, BLOCK_SIZE, l.blocks[index] * BLOCK_SIZE);
       if (bytesRead < BLOCK_SIZE) buf.fill(0, bytesRead);
       return buf;
-    })();
+    });
     // a layer merged away while an export reads it is closed only once its reads are done
     const pending = this.reading.get(l.id) ?? new Set<Promise<Buffer>>();
     this.reading.set(l.id, pending);
@@ -245,13 +301,13 @@ export class BlockStore {
     if (slot === undefined) {
       slot = l.slots++;
       l.blocks[index] = slot;
+      this.changed.add(l.id); // its size
     }
     this.dirty.get(l.id)?.add(index);
     const at = slot * BLOCK_SIZE;
-    const write = (async () => {
-      const fh = await this.file(l.id);
+    const write = this.withFile(l.id, async (fh) => {
       await fh.write(data, 0, BLOCK_SIZE, at);
-    })();
+    });
     const pending = this.writing.get(l.id) ?? new Set<Promise<void>>();
     this.writing.set(l.id, pending);
     pending.add(write);
@@ -363,11 +419,11 @@ export class BlockStore {
 
   /** A layer no VDI points at with exactly one child, and that child. */
   private nextMerge(): { parent: LayerMeta; child: LayerMeta } | undefined {
-    const childOf = new Map<string, LayerMeta>();
-    for (const l of this.layers.values()) if (l.parent !== null) childOf.set(l.parent, l);
-    for (const l of this.layers.values()) {
-      if (this.headRefs(l.id) === 0 && this.children(l.id) === 1)
-        return { parent: l, child: childOf.get(l.id)! };
+    for (const id of this.mergeable) {
+      const [child] = this.childrenOf.get(id) ?? [];
+      const parent = this.layers.get(id);
+      if (child !== undefined && parent) return { parent, child: this.layer(child) };
+      this.mergeable.delete(id);
     }
     return undefined;
   }
@@ -405,12 +461,12 @@ export class BlockStore {
         if (!stillValid()) return false;
         if (dirty.size === 0 && !this.writing.has(child.id)) {
           // the switch, in one synchronous step: parent now holds everything child did
-          for (const [vdi, head] of this.heads) if (head === child.id) this.setHead(vdi, parent.id);
-          for (const l of this.layers.values()) {
-            if (l.parent !== child.id) continue;
-            l.parent = parent.id;
-            bump(this.childCount, child.id, -1);
-            bump(this.childCount, parent.id, 1);
+          for (const vdi of [...(this.headsOf.get(child.id) ?? [])]) this.setHead(vdi, parent.id);
+          for (const id of [...(this.childrenOf.get(child.id) ?? [])]) {
+            this.layer(id).parent = parent.id;
+            this.removeChild(child.id, id);
+            this.addChild(parent.id, id);
+            this.changed.add(id);
           }
           this.forget(child.id);
           return true;
@@ -428,10 +484,12 @@ export class BlockStore {
   /** Drops a layer from the metadata now; its file goes in the background. */
   private forget(id: string): void {
     const parent = this.layers.get(id)?.parent ?? null;
-    if (parent !== null) bump(this.childCount, parent, -1);
     this.layers.delete(id);
-    this.childCount.delete(id);
-    this.headCount.delete(id);
+    if (parent !== null) this.removeChild(parent, id);
+    this.childrenOf.delete(id);
+    this.headsOf.delete(id);
+    this.mergeable.delete(id);
+    this.changed.add(id);
     this.doomed.add(id);
     if (this.requestSave) this.requestSave();
     else this.track(new Promise((r) => setImmediate(r)).then(() => this.removeDoomed()));
@@ -456,7 +514,7 @@ export class BlockStore {
       this.reading.delete(id);
       const f = this.files.get(id);
       this.files.delete(id);
-      if (f) await (await f.catch(() => undefined))?.close();
+      if (f) await (await f.fh.catch(() => undefined))?.close();
       await rm(join(this.dir, `${id}.blocks`), { force: true });
     }
   }
@@ -486,14 +544,43 @@ export class BlockStore {
     return this.layers.has(layer);
   }
 
-  /** VDI uuid → head layer, for every VDI with storage. */
-  headEntries(): [string, string][] {
-    return [...this.heads];
+  /** The VDIs whose head `layer` is, in the order they got it. */
+  headsOfLayer(layer: string): ReadonlySet<string> {
+    return this.headsOf.get(layer) ?? NONE;
   }
 
-  /** Layers no VDI points at that still have children: what XCP-ng shows as hidden "base copy" VDIs. */
-  unownedParents(): string[] {
-    return [...this.layers.keys()].filter((id) => this.headRefs(id) === 0 && this.children(id) > 0);
+  /** The layers whose parent `layer` is. */
+  childrenOfLayer(layer: string): ReadonlySet<string> {
+    return this.childrenOf.get(layer) ?? NONE;
+  }
+
+  /** The root of the layer's tree (a disk, its snapshots and clones, what was merged into them). */
+  rootOf(layer: string): string {
+    let id = layer;
+    for (let p = this.layer(id).parent; p !== null; p = this.layer(p).parent) id = p;
+    return id;
+  }
+
+  /** Every layer of the tree under `root` (root first). */
+  treeOf(root: string): string[] {
+    const out = [root];
+    for (let i = 0; i < out.length; i++) out.push(...this.childrenOfLayer(out[i]));
+    return out;
+  }
+
+  /** Every root layer. */
+  roots(): string[] {
+    return [...this.layers.values()].filter((l) => l.parent === null).map((l) => l.id);
+  }
+
+  /**
+   * The layers changed since the last call (heads, children, parent or size; some may be gone
+   * since): what an index of the chains has to look at again.
+   */
+  takeChanges(): Set<string> {
+    const out = this.changed;
+    this.changed = new Set();
+    return out;
   }
 
   /** Bytes held by one layer. */
@@ -507,12 +594,17 @@ export class BlockStore {
     await this.idle();
     const fs = [...this.files.values()];
     this.files.clear();
-    for (const f of fs) await (await f).close();
+    for (const f of fs) await (await f.fh).close();
   }
 }
 
-function bump(counts: Map<string, number>, key: string, by: number): void {
-  const n = (counts.get(key) ?? 0) + by;
-  if (n <= 0) counts.delete(key);
-  else counts.set(key, n);
+interface OpenFile {
+  fh: Promise<FileHandle>;
+  /** reads and writes using it now */
+  users: number;
 }
+
+/** Idle data files kept open (the process's limit is often 1,024 or 20,000 descriptors in all). */
+const MAX_OPEN_FILES = 256;
+
+const NONE: ReadonlySet<string> = new Set();

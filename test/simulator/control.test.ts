@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimPool, type Simulator, startSimulator } from '../../simulator/index';
+import { SCHEMAS } from '../../simulator/objects/schema';
+import { XFloat } from '../../simulator/rpc/values';
 import { MiB, smallScenario } from './fixtures';
 import { failureOf, login, rpc, vmByName, waitTask } from './rpc-helpers';
 
@@ -209,6 +211,7 @@ describe('persistence', () => {
       await p.control.writeBytes(uuid, 1000, Buffer.from('persisted bytes'));
       const unfinished = await rpc(p.url, 'task.create', sess, 'in flight at shutdown', '');
       const bytes = await readAll(await p.control.readVdi(uuid));
+      const snapshotTime = await rpc(p.url, 'VM.get_snapshot_time', sess, snap);
       await first.close();
 
       const second = await startSimulator({ scenario: smallScenario('keep'), dataDir });
@@ -219,6 +222,47 @@ describe('persistence', () => {
         expect(await rpc(q.url, 'VM.get_name_label', s2, snap)).toBe('kept-snap');
         expect((await readAll(await q.control.readVdi(uuid))).equals(bytes)).toBe(true);
         expect(await rpc(q.url, 'task.get_status', s2, unfinished)).toBe('failure');
+        // a date field is a date again (XAPI's format on the wire, not the ISO string saved)
+        expect(await rpc(q.url, 'VM.get_snapshot_time', s2, snap)).toBe(snapshotTime);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a state saved by version 1 (dates and floats as {"$date"} and {"$float"} objects) still loads', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'xcpb-sim-persist-v1-'));
+    try {
+      const first = await startSimulator({ scenario: smallScenario('old'), dataDir });
+      const p = first.pool('old');
+      const sess = await login(p.url);
+      const snap = await rpc(p.url, 'VM.snapshot', sess, await vmByName(p.url, sess, 'dev-1'), 'old-snap');
+      const snapshotTime = await rpc(p.url, 'VM.get_snapshot_time', sess, snap);
+      // a float copied into the snapshot is still a float (not a `{value}` struct)
+      expect(await rpc(p.url, 'VM.get_HVM_shadow_multiplier', sess, snap)).toBe(1);
+      await first.close();
+      // rewrite the saved state the way version 1 wrote it
+      const file = join(dataDir, 'old', 'state.json');
+      const state = JSON.parse(await readFile(file, 'utf8'));
+      for (const [cls, rows] of Object.entries<Record<string, Record<string, unknown>>>(state.db.tables)) {
+        const defaults = SCHEMAS[cls].defaults();
+        for (const record of Object.values(rows))
+          for (const [field, like] of Object.entries(defaults)) {
+            if (like instanceof Date) record[field] = { $date: record[field] };
+            else if (like instanceof XFloat) record[field] = { $float: record[field] };
+          }
+      }
+      await writeFile(file, JSON.stringify({ ...state, version: 1 }));
+
+      const second = await startSimulator({ scenario: smallScenario('old'), dataDir });
+      try {
+        const q = second.pool('old');
+        const s2 = await login(q.url);
+        expect(await rpc(q.url, 'VM.get_name_label', s2, snap)).toBe('old-snap');
+        expect(await rpc(q.url, 'VM.get_snapshot_time', s2, snap)).toBe(snapshotTime);
+        expect(await rpc(q.url, 'VM.get_HVM_shadow_multiplier', s2, snap)).toBe(1);
       } finally {
         await second.close();
       }
