@@ -24,6 +24,11 @@ type VmActivities = Pick<
   | 'deleteSnapshot'
 >;
 
+/** How long a run's later selection pages may page through its first page's listing. */
+const LISTING_TTL_MS = 10 * 60_000;
+/** Listings kept (one per selection of the latest runs; ~2 MB each at 10,000 VMs). */
+const LISTINGS_KEPT = 8;
+
 /** Name a snapshot carries while it is being taken: a retried attempt finds it by this name. */
 export const tempSnapshotName = (runId: string) => `xcpb-backup-temp ${runId}`;
 
@@ -39,30 +44,52 @@ export function createVmActivities(pools: PoolRegistry): VmActivities {
       return fn(xapi, ref, vm);
     });
 
+  /**
+   * The VM listings of the latest first pages, by selection: a job of 10,000 VMs reads its selection
+   * in 10 pages, and listing every VM of the pools again for each (VM.get_all_records: ~10 s at
+   * 10,000 VMs, while no VM runs) cost more than the pages themselves. A first page always lists
+   * anew (the selection is made when the run starts); a page after it on another worker lists again.
+   */
+  const listings = new Map<string, { at: number; candidates: VmCandidate[] }>();
+  const remember = (key: string, candidates: VmCandidate[]) => {
+    listings.delete(key);
+    listings.set(key, { at: Date.now(), candidates });
+    for (const old of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(old);
+  };
+  const listCandidates = async (selection: { pools?: string[] }): Promise<VmCandidate[]> => {
+    const candidates: VmCandidate[] = [];
+    for (const poolId of selection.pools ?? pools.ids()) {
+      const xapi = await withXapiFailures(`listing VMs of pool ${poolId}`, () => pools.client(poolId));
+      const records = await withXapiFailures(`listing VMs of pool ${poolId}`, () =>
+        xapi.getAllRecords<VmRecord>('VM'),
+      );
+      for (const vm of Object.values(records)) {
+        candidates.push({
+          uuid: vm.uuid,
+          name: vm.name_label,
+          poolId,
+          powerState: vm.power_state,
+          tags: vm.tags ?? [],
+          isTemplate: Boolean(vm.is_a_template),
+          isSnapshot: Boolean(vm.is_a_snapshot),
+          isControlDomain: Boolean(vm.is_control_domain),
+          otherConfig: vm.other_config ?? {},
+        });
+      }
+    }
+    return candidates;
+  };
+
   return {
     async selectVms({ vms: selection, after, limit }) {
       const job = { vms: selection };
-      const poolIds = job.vms.pools ?? pools.ids();
-      const candidates: VmCandidate[] = [];
-      for (const poolId of poolIds) {
-        const xapi = await withXapiFailures(`listing VMs of pool ${poolId}`, () => pools.client(poolId));
-        const records = await withXapiFailures(`listing VMs of pool ${poolId}`, () =>
-          xapi.getAllRecords<VmRecord>('VM'),
-        );
-        for (const vm of Object.values(records)) {
-          candidates.push({
-            uuid: vm.uuid,
-            name: vm.name_label,
-            poolId,
-            powerState: vm.power_state,
-            tags: vm.tags ?? [],
-            isTemplate: Boolean(vm.is_a_template),
-            isSnapshot: Boolean(vm.is_a_snapshot),
-            isControlDomain: Boolean(vm.is_control_domain),
-            otherConfig: vm.other_config ?? {},
-          });
-        }
-      }
+      // A run's first page lists the pools now; its later pages page through that same listing
+      // (see listings), unless it is older than LISTING_TTL_MS (then they list again).
+      const key = JSON.stringify(selection);
+      const kept = after !== undefined ? listings.get(key) : undefined;
+      const candidates =
+        kept && Date.now() - kept.at < LISTING_TTL_MS ? kept.candidates : await listCandidates(job.vms);
+      if (kept?.candidates !== candidates) remember(key, candidates);
       const all = selectVms(job.vms, candidates);
       const missing = after === undefined ? missingExplicitVms(job.vms, candidates) : [];
       if (limit === undefined) return { ...all, excludedCount: all.excluded.length, missing };
