@@ -74,10 +74,17 @@ export async function startBenchStack(o: {
   if (o.childWorker) {
     const file = path.join(dir, 'config.json');
     await writeFile(file, JSON.stringify(config));
-    child = spawn(process.execPath, [path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', file], {
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // XCPB_BENCH_WORKER_ARGS: node options for the worker alone (`--cpu-prof --cpu-prof-dir=…`: a
+    // profile of the product's side, which NODE_OPTIONS cannot give)
+    const nodeArgs = (process.env.XCPB_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(
+      process.execPath,
+      [...nodeArgs, path.join(repoRoot, 'bin/xcpb.mjs'), 'worker', '--config', file],
+      {
+        env: { ...process.env, TEMPORAL_ADDRESS: server.address },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       child!.stdout!.on('data', (c: Buffer) => c.toString().includes('worker ready') && resolve());
       child!.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
