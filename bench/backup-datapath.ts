@@ -47,6 +47,13 @@ function sh(script: string): Promise<void> {
   });
 }
 
+/**
+ * Removes a baseline's output, then waits (untimed) until no written data is left to flush: every
+ * measured run starts with no dirty data and no write-back in flight, the product's as curl's
+ * (`curl raw | zstd` and the plain curl never sync their output).
+ */
+const settle = (files: string) => sh(`rm -f ${files} && sync`);
+
 // The worker runs in its own process, as in production: the simulator (XAPI) must not share its
 // event loop, or the comparison with curl (a process of its own) would be unfair.
 const stack = await startBenchStack({
@@ -124,7 +131,7 @@ try {
         `curl -sS --fail -o "${stack.dir}/baseline2.vhd" '${exportUrl('format=vhd')}' && sync "${stack.dir}/baseline2.vhd"`,
       ),
     );
-    await sh(`rm -f "${stack.dir}/baseline.vhd" "${stack.dir}/baseline2.vhd"`);
+    await settle(`"${stack.dir}/baseline.vhd" "${stack.dir}/baseline2.vhd"`);
     const first = await timed(() => stack.runJob('delta'));
     if (first.value.status !== 'success') throw new Error(JSON.stringify(first.value));
     const firstExport = exportStepMs(first.value);
@@ -180,11 +187,11 @@ try {
     const xvaCurl = await timed(() =>
       sh(`curl -sS --fail -o "${stack.dir}/baseline.xva" '${xvaUrl}' && sync "${stack.dir}/baseline.xva"`),
     );
-    await sh(`rm -f "${stack.dir}/baseline.xva"`);
+    await settle(`"${stack.dir}/baseline.xva"`);
     const zstdBaseline = await timed(() =>
       sh(`curl -sS --fail '${exportUrl('format=raw')}' | zstd -1 -q -o "${stack.dir}/baseline.zst"`),
     );
-    await sh(`rm -f "${stack.dir}/baseline.zst"`);
+    await settle(`"${stack.dir}/baseline.zst"`);
     const full = await timed(() => stack.runJob('full-zstd'));
     if (full.value.status !== 'success') throw new Error(JSON.stringify(full.value));
     printSteps(full.value);
