@@ -3,7 +3,6 @@ import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { XapiTransportError } from './errors';
-import { type DownloadError, download } from './http-download';
 
 export interface TransferTarget {
   base: URL;
@@ -19,7 +18,7 @@ function buildUrl(base: URL, path: string, query: Record<string, string>): URL {
   return url;
 }
 
-async function readText(res: Readable): Promise<string> {
+async function readText(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8').slice(0, 500);
@@ -48,37 +47,33 @@ function send(
   return { req, response };
 }
 
-/**
- * GET a transfer handler; follows XAPI's 302 to another host; non-2xx becomes an error. The body is
- * read into large buffers (xapi/http-download.ts), not through Node's HTTP client: it is GiBs.
- */
+/** GET a transfer handler; follows XAPI's 302 to another host; non-2xx becomes an error. */
 export async function getStream(
   target: TransferTarget,
   path: string,
   query: Record<string, string>,
   signal?: AbortSignal,
-): Promise<Readable> {
+): Promise<IncomingMessage> {
   let url = buildUrl(target.base, path, query);
   for (let hops = 0; ; hops++) {
-    const res = await download(url, { allowUnauthorized: target.allowUnauthorized, signal }).catch(
-      (e: DownloadError) => {
-        throw new XapiTransportError(`GET ${url.pathname}: ${e.message}`, e.code);
-      },
-    );
-    if (res.status === 302 && res.headers.location && hops < 3) {
-      res.body.destroy();
+    const { req, response } = send(target, 'GET', url, {}, signal);
+    req.end();
+    const res = await response;
+    const status = res.statusCode ?? 0;
+    if (status === 302 && res.headers.location && hops < 3) {
+      res.resume();
       url = new URL(res.headers.location, url);
       continue;
     }
-    if (res.status < 200 || res.status >= 300) {
-      const text = await readText(res.body).catch(() => '');
+    if (status < 200 || status >= 300) {
+      const text = await readText(res);
       throw new XapiTransportError(
-        `GET ${path}: HTTP ${res.status} ${text.replace(/<[^>]+>/g, ' ').trim()}`,
+        `GET ${path}: HTTP ${status} ${text.replace(/<[^>]+>/g, ' ').trim()}`,
         undefined,
-        res.status,
+        status,
       );
     }
-    return res.body;
+    return res;
   }
 }
 
