@@ -77,7 +77,10 @@ export async function startBenchStack(o: {
     const file = path.join(dir, 'config.json');
     await writeFile(file, JSON.stringify(config));
     const entry = path.join(repoRoot, o.workerEntry ?? 'bin/xcpb.mjs');
-    child = spawn(process.execPath, [entry, 'worker', '--config', file], {
+    // XCPB_BENCH_WORKER_ARGS: node options for the worker alone (`--cpu-prof --cpu-prof-dir=…`: a
+    // profile of the product's side, which NODE_OPTIONS cannot give)
+    const nodeArgs = (process.env.XCPB_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(process.execPath, [...nodeArgs, entry, 'worker', '--config', file], {
       env: { ...process.env, TEMPORAL_ADDRESS: server.address },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
