@@ -3,49 +3,30 @@
 // (~10 s a page at 10,000 VMs); the next run's first page lists anew. Against the simulator over
 // real HTTP, its call counts the witness.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPoolRegistry, type PoolRegistry } from '../../activities/pools';
 import { createVmActivities } from '../../activities/vm-activities';
-import { validateConfig } from '../../core/config/validate';
-import { type Simulator, startSimulator } from '../../simulator';
+import { labScenario, labVm } from '../helpers/scenarios';
+import { type SimPools, startSimPools } from '../helpers/sim-pools';
 
-let sim: Simulator;
-let pools: PoolRegistry;
+let lab: SimPools;
 
 beforeAll(async () => {
-  sim = await startSimulator({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'select-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '1GiB', default: true }],
-          vms: ['a', 'b', 'c', 'd', 'e'].map((name) => ({
-            name,
-            tags: ['prod'],
-            power: 'Running' as const,
-            disks: [{ name: `${name} root`, size: '2MiB' }],
-          })),
-        },
-      ],
-    },
-  });
-  process.env.XCPB_SELECT_TEST_PW = 'select-pw';
-  const checked = validateConfig({
-    pools: [{ id: 'lab', url: sim.pools[0].url, username: 'root', password: { env: 'XCPB_SELECT_TEST_PW' } }],
-  });
-  if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
-  pools = createPoolRegistry(checked.config.pools);
+  lab = await startSimPools(
+    labScenario({
+      password: 'select-pw',
+      srSize: '1GiB',
+      vms: ['a', 'b', 'c', 'd', 'e'].map((name) =>
+        labVm(name, { tags: ['prod'], disks: [{ size: '2MiB' }] }),
+      ),
+    }),
+  );
 });
-afterAll(async () => {
-  await pools?.close();
-  await sim?.close();
-});
+afterAll(() => lab?.close());
 
-const listings = async () => (await sim.pools[0].control.stats()).calls['VM.get_all_records'] ?? 0;
+const listings = async () => (await lab.sim.pools[0].control.stats()).calls['VM.get_all_records'] ?? 0;
 
 describe('selectVms', () => {
   it("pages through the first page's listing; the next run lists anew", async () => {
-    const acts = createVmActivities(pools);
+    const acts = createVmActivities(lab.pools);
     const vms = { tags: ['prod'], powerState: 'any' as const };
     const before = await listings();
     const pages: string[][] = [];

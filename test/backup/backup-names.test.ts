@@ -2,43 +2,29 @@
 // still get distinct, increasing names, later than the newest backup on the targets, or a delta would
 // overwrite (and point at) its own parent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPoolRegistry, type PoolRegistry } from '../../activities/pools';
 import { createVmActivities } from '../../activities/vm-activities';
-import { validateConfig } from '../../core/config/validate';
-import { type Simulator, startSimulator } from '../../simulator';
+import { type SimPools, startSimPools } from '../helpers/sim-pools';
 
-let sim: Simulator;
-let pools: PoolRegistry;
+let lab: SimPools;
 
 beforeAll(async () => {
-  sim = await startSimulator({
-    scenario: {
-      pools: [
-        {
-          id: 'lab',
-          credentials: [{ username: 'root', password: 'names-pw' }],
-          srs: [{ id: 'local', name: 'Local', size: '1GiB', default: true }],
-          vms: [{ name: 'quick', power: 'Running', disks: [{ name: 'q root', size: '2MiB' }] }],
-        },
-      ],
-    },
+  lab = await startSimPools({
+    pools: [
+      {
+        id: 'lab',
+        credentials: [{ username: 'root', password: 'names-pw' }],
+        srs: [{ id: 'local', name: 'Local', size: '1GiB', default: true }],
+        vms: [{ name: 'quick', power: 'Running', disks: [{ name: 'q root', size: '2MiB' }] }],
+      },
+    ],
   });
-  process.env.XCPB_NAMES_TEST_PW = 'names-pw';
-  const checked = validateConfig({
-    pools: [{ id: 'lab', url: sim.pools[0].url, username: 'root', password: { env: 'XCPB_NAMES_TEST_PW' } }],
-  });
-  if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
-  pools = createPoolRegistry(checked.config.pools);
 });
-afterAll(async () => {
-  await pools?.close();
-  await sim?.close();
-});
+afterAll(() => lab?.close());
 
 describe('backup names', () => {
   it('snapshots taken back to back get strictly increasing <ts>, after the newest backup on the targets', async () => {
-    const acts = createVmActivities(pools);
-    const xapi = await pools.client('lab');
+    const acts = createVmActivities(lab.pools);
+    const xapi = await lab.pools.client('lab');
     const vms = await xapi.getAllRecords<{ uuid: string; name_label: string; is_a_snapshot: boolean }>('VM');
     const vmUuid = Object.values(vms).find((v) => v.name_label === 'quick' && !v.is_a_snapshot)!.uuid;
     const take = (runId: string, after?: string) =>
